@@ -1,0 +1,278 @@
+"""Parse an OpenAI-compatible ``/v1/chat/completions`` event stream. Pure: no I/O.
+
+``parse_stream`` takes the decoded text lines of the response body and yields
+typed ``chatui.events``. It follows the SSE rules (fields ``data``, ``event``,
+``id``, ``retry``; ``:`` comments; a blank line ends an event; several ``data``
+lines join with newlines) and the shapes llama.cpp, vLLM and OpenAI send.
+
+Reasoning arrives either in ``delta.reasoning_content`` / ``delta.reasoning`` or
+inside the content between ``<think>`` and ``</think>``. The content rules, the
+same wherever the server cut its chunks (tags may be split across chunks):
+
+- a ``<think>`` opener counts only at the start of the content (after
+  whitespace); what follows it up to ``</think>`` (or the end) is reasoning;
+- without an opener, the first ``</think>`` means everything before it was
+  reasoning: ``ContentWasReasoning`` is emitted and content starts again;
+- whitespace right after ``</think>`` is dropped; later tags are plain text.
+
+Errors raise: an error object in the stream -> ``BackendStreamError`` with the
+server's words; anything that is not JSON or not a stream -> ``StreamProtocolError``.
+A stream that ends without ``data: [DONE]`` still ends with ``Done``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from chatui.errors import BackendStreamError, StreamProtocolError
+from chatui.events import (
+    ContentDelta,
+    ContentWasReasoning,
+    Done,
+    FinishReason,
+    ModelName,
+    ReasoningDelta,
+    ServerTimings,
+    StreamEvent,
+    ToolCallDelta,
+    Usage,
+)
+
+OPEN_TAG = "<think>"
+CLOSE_TAG = "</think>"
+
+
+def parse_stream(lines: Iterable[str]) -> Iterator[StreamEvent]:
+    """Yield the events of a chat completion stream, ending with ``Done``."""
+    chunks = _ChunkReader()
+    data: list[str] = []
+    event_name = ""
+    for line in lines:
+        line = line.rstrip("\r\n")
+        if not line:
+            if data:
+                yield from chunks.read(data, event_name)
+                if chunks.done:
+                    return
+            data, event_name = [], ""
+            continue
+        if line.startswith(":"):
+            continue  # a comment, e.g. ": keep-alive"
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "data":
+            data.append(value)
+        elif field == "event":
+            event_name = value
+        elif field == "error":
+            raise BackendStreamError(_server_said(_loads_or_text(value)))
+        elif line.lstrip().startswith(("{", "[", "<")):
+            raise StreamProtocolError(
+                f"The model server did not send an event stream; it sent {_snippet(line)}."
+            )
+        # "id", "retry" and unknown fields carry nothing we use.
+    if data:
+        yield from chunks.read(data, event_name)
+    if not chunks.done:
+        yield from chunks.finish()
+
+
+def describe_error(payload: Any) -> str | None:
+    """The human message inside an error body, in the shapes servers use.
+
+    ``{"error": {"message": ...}}``, ``{"error": "..."}``, ``{"message": ...}``
+    and FastAPI's ``{"detail": ...}``; ``None`` when there is none.
+    """
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("msg")
+        return str(message) if message else json.dumps(error)
+    if isinstance(error, str) and error:
+        return error
+    for key in ("message", "detail"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if value:
+            return json.dumps(value)
+    return None
+
+
+class _ChunkReader:
+    """Turns each SSE event's JSON into stream events; remembers across chunks."""
+
+    __slots__ = ("done", "_saw_data", "_model_sent", "_think")
+
+    def __init__(self) -> None:
+        self.done = False
+        self._saw_data = False
+        self._model_sent = False
+        self._think = _ThinkSplitter()
+
+    def read(self, data: list[str], event_name: str) -> list[StreamEvent]:
+        self._saw_data = True
+        text = "\n".join(data)
+        if text.strip() == "[DONE]":
+            return self.finish()
+        if event_name == "error":
+            raise BackendStreamError(_server_said(_loads_or_text(text)))
+        try:
+            chunk = json.loads(text)
+        except json.JSONDecodeError:
+            if len(data) > 1:  # some servers forget the blank line between events
+                return [event for line in data if not self.done
+                        for event in self.read([line], event_name)]
+            raise StreamProtocolError(
+                f"The model server sent something that is not valid JSON: {_snippet(text)}."
+            ) from None
+        return self._chunk_events(chunk)
+
+    def finish(self) -> list[StreamEvent]:
+        if not self._saw_data:
+            raise StreamProtocolError("The model server ended the stream without sending anything.")
+        self.done = True
+        return [*self._think.flush(), Done()]
+
+    def _chunk_events(self, chunk: Any) -> list[StreamEvent]:
+        if not isinstance(chunk, dict):
+            raise StreamProtocolError("The model server sent a chunk that is not a JSON object: "
+                                      f"{_snippet(json.dumps(chunk))}.")
+        if chunk.get("error"):
+            raise BackendStreamError(_server_said(chunk))
+        events: list[StreamEvent] = []
+        model = chunk.get("model")
+        if model and not self._model_sent:
+            self._model_sent = True
+            events.append(ModelName(str(model)))
+        choices = chunk.get("choices") or []
+        choice = choices[0] if choices and isinstance(choices[0], dict) else {}
+        delta = choice.get("delta") or {}
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+        if isinstance(reasoning, str) and reasoning:
+            events.append(ReasoningDelta(reasoning))
+        content = delta.get("content")
+        if isinstance(content, str) and content:
+            events.extend(self._think.feed(content))
+        for call in delta.get("tool_calls") or []:
+            if not isinstance(call, dict):
+                continue
+            function = call.get("function") or {}
+            events.append(ToolCallDelta(
+                index=call.get("index"), id=call.get("id") or None,
+                name=function.get("name") or None, arguments=function.get("arguments") or "",
+            ))
+        if choice.get("finish_reason"):
+            events.extend(self._think.flush())
+            events.append(FinishReason(str(choice["finish_reason"])))
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            events.append(Usage(usage.get("prompt_tokens"), usage.get("completion_tokens")))
+        timings = chunk.get("timings")
+        if isinstance(timings, dict):
+            events.append(ServerTimings(
+                timings.get("prompt_n"), timings.get("prompt_ms"), timings.get("predicted_n"),
+                timings.get("predicted_ms"), timings.get("predicted_per_second"),
+            ))
+        return events
+
+
+class _ThinkSplitter:
+    """Splits content into content and reasoning by ``<think>`` tags (rules above).
+
+    Text that may be the start of a tag is held back in ``_pending`` until the
+    next piece shows whether it is one. Modes: "start" (only whitespace so far),
+    "reasoning" (inside <think>), "unopened" (content; a </think> would mean the
+    opener was missing), "after" (just closed; dropping whitespace), "content".
+    """
+
+    __slots__ = ("_mode", "_pending")
+
+    def __init__(self) -> None:
+        self._mode = "start"
+        self._pending = ""
+
+    def feed(self, text: str) -> list[StreamEvent]:
+        events: list[StreamEvent] = []
+        text, self._pending = self._pending + text, ""
+        while text:
+            text = self._step(text, events)
+        return events
+
+    def flush(self) -> list[StreamEvent]:
+        """Emit held-back text as it stands (the answer is over)."""
+        text, self._pending = self._pending, ""
+        if self._mode == "start":
+            self._mode = "unopened"
+        if not text:
+            return []
+        return [ReasoningDelta(text) if self._mode == "reasoning" else ContentDelta(text)]
+
+    def _step(self, text: str, events: list[StreamEvent]) -> str:
+        """Consume the start of ``text`` in the current mode; return the rest."""
+        mode = self._mode
+        if mode == "content":
+            events.append(ContentDelta(text))
+            return ""
+        if mode == "after":
+            rest = text.lstrip()
+            if rest:
+                self._mode = "content"
+            return rest
+        if mode == "start":
+            rest = text.lstrip()
+            if rest.startswith(OPEN_TAG):
+                self._mode = "reasoning"
+                return rest[len(OPEN_TAG):]
+            if not rest or OPEN_TAG.startswith(rest):
+                self._pending = text
+                return ""
+            self._mode = "unopened"
+            return text
+        before, tag, after = text.partition(CLOSE_TAG)
+        if tag:
+            if mode == "unopened":
+                events.append(ContentWasReasoning())
+            if before:
+                events.append(ReasoningDelta(before))
+            self._mode = "after"
+            return after
+        held = _partial_tag_length(text, CLOSE_TAG)
+        emit, self._pending = text[: len(text) - held], text[len(text) - held:]
+        if emit:
+            events.append(ReasoningDelta(emit) if mode == "reasoning" else ContentDelta(emit))
+        return ""
+
+
+def _partial_tag_length(text: str, tag: str) -> int:
+    """Length of the longest end of ``text`` that is a proper start of ``tag``."""
+    for length in range(min(len(tag) - 1, len(text)), 0, -1):
+        if text.endswith(tag[:length]):
+            return length
+    return 0
+
+
+def _loads_or_text(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _server_said(payload: Any) -> str:
+    if isinstance(payload, str):
+        message = payload.strip()
+    else:
+        message = describe_error(payload) or json.dumps(payload)
+    return f"The model server reported an error: {_truncate(message or 'no details given')}"
+
+
+def _truncate(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _snippet(text: str, limit: int = 120) -> str:
+    return repr(_truncate(text, limit))
