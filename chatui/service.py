@@ -243,6 +243,22 @@ class ChatService:
                 raise InvalidRequest("Only an answer can be continued.")
             yield from self._answer(running, conversation, answer.parent_id, None, answer)
 
+    def answer(
+        self,
+        conversation_id: str,
+        message_id: str,
+        *,
+        owner: str | None = None,
+        model: str | None = None,
+    ) -> Iterator[Progress]:
+        """An answer to a user message, e.g. one whose first answer failed."""
+        with self._claim(conversation_id) as running:
+            conversation = self.conversation(conversation_id, owner)
+            if conversation.message(message_id).role != "user":
+                raise InvalidRequest("Only your own messages can be answered.")
+            settings = replace(conversation.settings, model=model) if model else None
+            yield from self._answer(running, conversation, message_id, settings)
+
     def stop(self, conversation_id: str) -> bool:
         """Stop the generation running in a conversation; True if there was one."""
         with self._lock:
@@ -377,6 +393,13 @@ def _has_output(accumulator: Accumulator) -> bool:
     return bool(accumulator.content or accumulator.reasoning or accumulator.tool_calls)
 
 
+def _display_model(reported: str | None, requested: str | None) -> str | None:
+    """The model the server reports, unless it is a file path (llama-cpp-python sends one)."""
+    if reported and not reported.endswith(".gguf") and not reported.startswith("/"):
+        return reported
+    return requested or reported
+
+
 def _with_accumulated(
     draft: Message, accumulator: Accumulator, continued: Message | None, status: tree.Status
 ) -> Message:
@@ -387,7 +410,7 @@ def _with_accumulated(
         content=base_content + accumulator.content,
         reasoning=base_reasoning + accumulator.reasoning,
         tool_calls=(continued.tool_calls if continued else ()) + accumulator.tool_calls,
-        model=accumulator.model or draft.model,
+        model=_display_model(accumulator.model, draft.model),
         timings=accumulator.timings() if _has_output(accumulator) else draft.timings,
         status=status,
         error=None,
