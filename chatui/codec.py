@@ -8,6 +8,7 @@ newer file read by an older version still loads.
 from __future__ import annotations
 
 from dataclasses import asdict, fields
+from functools import cache
 from typing import Any, TypeVar
 
 from chatui.tree import Conversation, Message, Settings, Source, Timings, ToolCall
@@ -15,8 +16,13 @@ from chatui.tree import Conversation, Message, Settings, Source, Timings, ToolCa
 T = TypeVar("T")
 
 
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))
+
+
 def _known(cls: type[T], data: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    names = _field_names(cls)
     return {k: v for k, v in data.items() if k in names}
 
 
