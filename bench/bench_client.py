@@ -65,6 +65,8 @@ def direct(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--api-base", help="server URL ending in /v1 (default: a FakeBackend)")
+    parser.add_argument("--embedded", action="store_true",
+                        help="start the embedded SmolLM2 server and measure against it")
     parser.add_argument("--api-key")
     parser.add_argument("--model")
     parser.add_argument("--runs", type=int, default=3)
@@ -74,6 +76,12 @@ def main() -> None:
     parser.add_argument("--ignore-eos", action="store_true",
                         help="ask llama.cpp/vLLM to generate exactly --tokens tokens")
     args = parser.parse_args()
+    embedded = None
+    if args.embedded:
+        from chatui.embedded import MODEL_ALIAS, EmbeddedServer
+
+        embedded = EmbeddedServer().start()
+        args.api_base, args.model, args.ignore_eos = embedded.base_url, MODEL_ALIAS, True
 
     fake = None if args.api_base else FakeBackend()
     api_base = args.api_base or fake.base_url  # type: ignore[union-attr]
@@ -102,6 +110,8 @@ def main() -> None:
             print(f"{run:>4}  {client_speeds[-1]:>12.1f}  {direct_speeds[-1]:>12.1f}")
     if fake:
         fake.close()
+    if embedded:
+        embedded.stop()
     mean_client, mean_direct = statistics.mean(client_speeds), statistics.mean(direct_speeds)
     print(f"{'mean':>4}  {mean_client:>12.1f}  {mean_direct:>12.1f}")
     ratio = mean_client / mean_direct if mean_direct else float("nan")
