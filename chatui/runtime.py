@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
 
+from chatui.cache import CachedStore
 from chatui.client import BackendClient
 from chatui.config import Config
 from chatui.embedded import EmbeddedServer
@@ -65,7 +66,7 @@ def open_runtime(config: Config) -> Iterator[Runtime]:
         stall_timeout=config.stall_timeout,
     )
     try:
-        store = ConversationStore(config.data_dir)
+        store = CachedStore(ConversationStore(config.data_dir))
         for problem in store.problems:
             log.warning(problem)
         service = ChatService(

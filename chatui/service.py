@@ -29,6 +29,7 @@ from typing import Protocol
 
 from chatui import tree
 from chatui.accumulate import Accumulator
+from chatui.cache import CachedStore
 from chatui.client import BackendClient, ChatStream
 from chatui.errors import BackendError, ConversationBusy, InvalidRequest, NotFound
 from chatui.events import ContentDelta, ReasoningDelta
@@ -72,7 +73,7 @@ class _Running:
 class ChatService:
     def __init__(
         self,
-        store: ConversationStore,
+        store: ConversationStore | CachedStore,
         backend: BackendClient,
         *,
         default_model: str | None = None,

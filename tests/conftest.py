@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from chatui.embedded import EmbeddedServer
+from chatui.runtime import Runtime
 from tests.fakebackend import FakeBackend
 
 
@@ -17,3 +22,86 @@ def fake_backend() -> Iterator[FakeBackend]:
         yield backend
     finally:
         backend.close()
+
+
+# ----- the embedded model (added with the REST API tests) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def embedded_server() -> Iterator[EmbeddedServer]:
+    """The real SmolLM2-135M server, started once per session (about a second)."""
+    with EmbeddedServer(context=2048) as server:
+        yield server
+
+
+# ----- the whole app in a real browser (added with the Gradio UI tests) ----------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    """Debian's Chromium; missing, the browser tests skip (and fail in CI, where CI=true)."""
+    import os
+
+    if not Path(CHROMIUM).exists():
+        reason = f"{CHROMIUM} is missing: apt-get install chromium (see .ci/run)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+@contextmanager
+def serve_app(runtime: Runtime, port: int) -> Iterator[str]:
+    """``chatui.server.build_app(runtime)`` under uvicorn on 127.0.0.1:``port``, in a thread.
+
+    Unlike ``apiharness.serving`` the lifespan runs: Gradio starts its queue there.
+    """
+    import threading
+    import time
+
+    import uvicorn
+
+    from chatui.server import build_app
+
+    server = uvicorn.Server(uvicorn.Config(
+        build_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn-ui-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the app did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        server.force_exit = True  # Gradio's heartbeat streams would hold a graceful exit
+        thread.join(timeout=15)
+
+
+@pytest.fixture
+def running_app(tmp_path: Path) -> Callable[..., AbstractContextManager[str]]:
+    """Start the real app on a model server: ``with running_app(api_base, port=...) as url``.
+
+    Each start opens a fresh runtime on the same ``tmp_path / "data"``, so
+    starting again after the first one ended is a server restart.
+    """
+    from chatui.embedded import free_port
+    from tests.apiharness import open_test_runtime
+
+    chosen = free_port()
+
+    @contextmanager
+    def start(api_base: str, port: int | None = None, **config_fields: Any) -> Iterator[str]:
+        with (open_test_runtime(api_base, tmp_path / "data", **config_fields) as runtime,
+              serve_app(runtime, port or chosen) as url):
+            yield url
+
+    return start

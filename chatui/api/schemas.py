@@ -1,0 +1,257 @@
+"""Request and response bodies of the REST API (pydantic), and their conversions.
+
+Request models validate ranges and forbid unknown fields, so a typo such as
+``"temprature"`` is a 422 rather than silently ignored. Response models mirror
+``chatui.codec``'s dicts without constraints: whatever the store holds can be
+shown. ``ChatExport`` is both the JSON history and the import body, so an
+export can be posted back to ``/chats/import`` as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from chatui import codec
+from chatui.cache import CacheStats
+from chatui.store import ConversationSummary
+from chatui.tree import Conversation, Message
+
+MAX_TEXT = 200_000
+MAX_NAME = 200
+MAX_SEED = 2**32 - 1
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # no "true" for a number
+
+
+class _Record(BaseModel):
+    """Strict for what clients send (imports); ``of`` builds from our own values leniently."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)  # json.loads accepts NaN
+
+
+class Sampling(_Input):
+    """Sampling settings; null or absent means the model server's default."""
+
+    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    top_p: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    top_k: int | None = Field(default=None, ge=0, le=1000)
+    min_p: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    max_tokens: int | None = Field(default=None, ge=1, le=131_072)
+    repeat_penalty: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2, allow_inf_nan=False)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2, allow_inf_nan=False)
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+
+
+class ChatCreate(Sampling):
+    """A new chat. Unset fields take the server's configured defaults."""
+
+    title: str | None = Field(default=None, max_length=MAX_NAME)
+    model: str | None = Field(
+        default=None, min_length=1, max_length=MAX_NAME,
+        description="Must be one of the model server's models when it lists them.",
+    )
+    system_prompt: str | None = Field(default=None, max_length=MAX_TEXT)
+    rag_enabled: bool | None = Field(
+        default=None, description="Answer from the uploaded documents.")
+
+    def settings_fields(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"title"}, exclude_none=True)
+
+
+class MessageCreate(Sampling):
+    """A message to answer, or an answer to regenerate.
+
+    - Continue the chat: ``{"content": ...}``; it goes under the active branch's last message.
+    - Branch from any message: ``parent_id`` = that message's id.
+    - Edit a message M: ``parent_id`` = M's ``parent_id`` and the new content; the new
+      message becomes M's sibling. Editing a first message: ``"parent_id": null``.
+    - Regenerate an answer A: ``{"regenerate_id": A's id}`` without content; a new
+      answer becomes A's sibling (only ``model`` may be overridden then).
+    """
+
+    content: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
+    parent_id: str | None = Field(
+        default=None, max_length=MAX_NAME,
+        description="Absent: continue the active branch. null: a new first message. "
+        "An id: the new message goes under that message.",
+    )
+    regenerate_id: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+    model: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+
+    @model_validator(mode="after")
+    def _content_or_regenerate(self) -> MessageCreate:
+        if self.regenerate_id is None and self.content is None:
+            raise ValueError("Give the message's content (or regenerate_id to regenerate).")
+        if self.regenerate_id is not None and self.content is not None:
+            raise ValueError("Regenerating takes no content; to edit, post content with parent_id.")
+        if self.regenerate_id is not None and "parent_id" in self.model_fields_set:
+            raise ValueError("A regenerated answer goes beside the old one; give no parent_id.")
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        """The settings this message overrides: model and sampling fields that are set."""
+        return self.model_dump(
+            exclude={"content", "parent_id", "regenerate_id"}, exclude_none=True
+        )
+
+
+class BranchSwitch(_Input):
+    message_id: str = Field(
+        min_length=1, max_length=MAX_NAME,
+        description="Show the branch through this message, down to its newest answer.",
+    )
+
+
+class ToolCallRecord(_Record):
+    id: str
+    name: str
+    arguments: str
+
+
+class TimingsRecord(_Record):
+    prompt_tokens: int | None = None
+    generated_tokens: int = 0
+    ttft_ms: float | None = None
+    tokens_per_second: float | None = None
+    total_ms: float | None = None
+    source: Literal["server", "client"] = "client"
+
+
+class SourceRecord(_Record):
+    number: int
+    document: str
+    page: int | None = None
+    snippet: str
+    score: float
+    chunk_id: int | None = None
+
+
+class MessageRecord(_Record):
+    id: str
+    parent_id: str | None
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str
+    created_at: float
+    reasoning: str = ""
+    tool_calls: list[ToolCallRecord] = []
+    model: str | None = None
+    timings: TimingsRecord | None = None
+    sources: list[SourceRecord] = []
+    status: Literal["complete", "stopped", "error", "streaming"] = "complete"
+    error: str | None = None
+
+    @classmethod
+    def of(cls, message: Message) -> MessageRecord:
+        return cls.model_validate(codec.message_to_dict(message), strict=False)
+
+
+class SettingsRecord(_Record):
+    system_prompt: str = ""
+    model: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    max_tokens: int | None = None
+    repeat_penalty: float | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    seed: int | None = None
+    rag_enabled: bool = False
+
+
+class ChatRecord(_Record):
+    id: str
+    title: str
+    created_at: float
+    updated_at: float
+    current_leaf_id: str | None = None
+    owner: str = "local"
+    settings: SettingsRecord = SettingsRecord()
+
+    @classmethod
+    def of(cls, conversation: Conversation) -> ChatRecord:
+        return cls.model_validate(codec.conversation_header(conversation), strict=False)
+
+
+class ChatExport(ChatRecord):
+    """A chat with its messages: the active branch, or the whole tree (``?tree=true``)."""
+
+    messages: list[MessageRecord] = []
+
+    @classmethod
+    def of_messages(cls, conversation: Conversation, messages: list[Message]) -> ChatExport:
+        header = codec.conversation_header(conversation)
+        header["messages"] = [codec.message_to_dict(m) for m in messages]
+        return cls.model_validate(header, strict=False)
+
+
+class ChatImport(_Record):
+    """An exported chat (``GET /chats/{id}/history?tree=true``); it gets a fresh id.
+
+    Unknown fields are ignored, so an export from a newer version still imports.
+    """
+
+    id: str | None = Field(default=None, description="Ignored: the import gets a fresh id.")
+    title: str = Field(default="New chat", max_length=MAX_TEXT)
+    created_at: float | None = None
+    updated_at: float | None = None
+    current_leaf_id: str | None = None
+    owner: str | None = Field(
+        default=None, description="Ignored: the import belongs to the caller.")
+    settings: SettingsRecord = SettingsRecord()
+    messages: list[MessageRecord] = Field(default_factory=list, max_length=100_000)
+
+    def conversation_dict(self) -> dict[str, Any]:
+        data = self.model_dump()
+        data["id"] = data["id"] or "import"
+        data["created_at"] = data["created_at"] or 0.0
+        return data
+
+
+class ChatSummaryRecord(BaseModel):
+    id: str
+    title: str
+    created_at: float
+    updated_at: float
+    message_count: int
+
+    @classmethod
+    def of(cls, summary: ConversationSummary) -> ChatSummaryRecord:
+        return cls(
+            id=summary.id, title=summary.title, created_at=summary.created_at,
+            updated_at=summary.updated_at, message_count=summary.message_count,
+        )
+
+
+class StopResult(BaseModel):
+    stopped: bool = Field(description="Whether an answer was being generated.")
+
+
+class CacheRecord(BaseModel):
+    hits: int
+    misses: int
+    size: int
+    capacity: int
+
+    @classmethod
+    def of(cls, stats: CacheStats) -> CacheRecord:
+        return cls(hits=stats.hits, misses=stats.misses, size=stats.size, capacity=stats.capacity)
+
+
+class StatsRecord(BaseModel):
+    cache: CacheRecord | None = Field(description="null when the store has no cache in front.")
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,61 @@
+"""Twenty streams at once on twenty chats: all finish, and each chat stores its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.apiharness import parse_sse, running_api
+from tests.fakebackend import FakeBackend, Script
+
+STREAMS = 20
+
+
+@pytest.mark.timeout(120)
+def test_twenty_concurrent_streams_all_complete_and_are_stored(
+    fake_backend: FakeBackend, tmp_path: Path
+) -> None:
+    answer = " ".join(f"token{number}" for number in range(30))
+    fake_backend.enqueue(*[Script.text_answer(answer, delay=0.01) for _ in range(STREAMS)])
+    with running_api(fake_backend.base_url, tmp_path) as api:
+        chat_ids = [api.new_chat(title=f"Chat {number}")["id"] for number in range(STREAMS)]
+
+        async def stream(client: httpx.AsyncClient, number: int) -> list[tuple[str, object]]:
+            response = await client.post(
+                f"/chats/{chat_ids[number]}/stream", json={"content": f"Question {number}"}
+            )
+            assert response.status_code == 200
+            return parse_sse(response.text)
+
+        async def all_streams() -> list[list[tuple[str, object]]]:
+            limits = httpx.Limits(max_connections=STREAMS)
+            async with httpx.AsyncClient(base_url=api.url, timeout=60, limits=limits) as client:
+                return await asyncio.gather(*(stream(client, n) for n in range(STREAMS)))
+
+        started = time.monotonic()
+        results = asyncio.run(all_streams())
+        elapsed = time.monotonic() - started
+
+        assert elapsed < STREAMS * 0.3 / 2  # one after another would take STREAMS * 0.3 s
+
+        assert len(fake_backend.requests) == STREAMS
+        for number, events in enumerate(results):
+            name, final = events[-1]
+            assert name == "message", events[-1]
+            assert isinstance(final, dict)
+            assert final["status"] == "complete"
+            assert final["content"] == answer
+            streamed = "".join(data["content"] for kind, data in events  # type: ignore[index]
+                               if kind == "delta")
+            assert streamed == answer
+            stored = api.service.conversation(chat_ids[number])
+            messages = sorted(stored.messages.values(), key=lambda m: m.created_at)
+            assert [m.role for m in messages] == ["user", "assistant"]
+            assert messages[0].content == f"Question {number}"
+            assert messages[1].id == final["id"] == stored.current_leaf_id
+            assert messages[1].content == answer
+        assert not any(api.service.is_generating(chat_id) for chat_id in chat_ids)

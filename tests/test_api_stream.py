@@ -1,0 +1,241 @@
+"""POST /chats/{id}/stream: the events, and what happens when the client goes away or collides.
+
+A client that disconnects stops the upstream generation (the fake server sees
+the disconnect) and the partial answer is stored as "stopped". Two requests on
+one chat: the second is 409.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from chatui.api import streaming
+from chatui.tree import Message, Source
+from tests.apiharness import Api, parse_sse, running_api, wait_until
+from tests.fakebackend import FakeBackend, Script
+
+WORDS = " ".join(f"w{number}" for number in range(40))
+
+
+@pytest.fixture
+def api(fake_backend: FakeBackend, tmp_path: Path) -> Iterator[Api]:
+    with running_api(fake_backend.base_url, tmp_path, connect_timeout=1.0,
+                     first_token_timeout=10.0, stall_timeout=10.0) as running:
+        yield running
+
+
+def stored_messages(api: Api, chat_id: str) -> list[Message]:
+    return list(api.service.conversation(chat_id).messages.values())
+
+
+def replay(events: list[tuple[str, Any]]) -> tuple[str, str]:
+    """Content and reasoning as a client builds them from the events."""
+    content = reasoning = ""
+    for name, data in events:
+        if name == "delta":
+            content += data["content"]
+        elif name == "reasoning":
+            reasoning += data["content"]
+        elif name == "replace":
+            content, reasoning = data["content"], data["reasoning"]
+    return content, reasoning
+
+
+def read_until_first_delta(response: httpx.Response) -> Iterator[str]:
+    """Read up to the first text; the line iterator, to read on (dropping it closes the stream)."""
+    lines = response.iter_lines()
+    for line in lines:
+        if line == "event: delta":
+            return lines
+    raise AssertionError("the stream ended before any text")
+
+
+def test_stream_sends_reasoning_deltas_then_the_stored_message(
+    api: Api, fake_backend: FakeBackend
+) -> None:
+    fake_backend.enqueue(Script.sse([
+        {"model": "fake-model", "choices": [{"index": 0, "delta": {"reasoning_content": "Hmm, "}}]},
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "easy."}}]},
+        {"choices": [{"index": 0, "delta": {"content": "Four"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "."}, "finish_reason": "stop"}]},
+    ]))
+    chat_id = api.new_chat()["id"]
+    response = api.http.post(f"/chats/{chat_id}/stream", json={"content": "2+2?"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["cache-control"] == "no-cache"
+    events = parse_sse(response.text)
+    assert [name for name, _ in events] == ["reasoning", "reasoning", "delta", "delta", "message"]
+    final = events[-1][1]
+    assert replay(events) == (final["content"], final["reasoning"]) == ("Four.", "Hmm, easy.")
+    assert final["status"] == "complete"
+    stored = api.service.conversation(chat_id).message(final["id"])
+    assert (stored.content, stored.reasoning, stored.status) == ("Four.", "Hmm, easy.", "complete")
+
+
+def test_a_late_think_tag_replaces_the_text_so_far(api: Api, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.sse([
+        {"choices": [{"index": 0, "delta": {"content": "Let me think"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "</think>"}}]},
+        {"choices": [{"index": 0, "delta": {"content": "Answer."}}]},
+    ]))
+    chat_id = api.new_chat()["id"]
+    events = parse_sse(api.http.post(f"/chats/{chat_id}/stream", json={"content": "q"}).text)
+    assert "replace" in [name for name, _ in events]
+    final = events[-1][1]
+    assert (final["content"], final["reasoning"]) == ("Answer.", "Let me think")
+    assert replay(events) == ("Answer.", "Let me think")
+
+
+def test_a_failure_mid_stream_is_an_error_event_and_keeps_the_partial_answer(
+    api: Api, fake_backend: FakeBackend
+) -> None:
+    fake_backend.enqueue(Script.sse([
+        {"choices": [{"index": 0, "delta": {"content": "Half an "}}]},
+        {"choices": [{"index": 0, "delta": {"content": "answer"}}]},
+        {"error": {"message": "the GPU fell over"}},
+    ], done=False))
+    chat_id = api.new_chat()["id"]
+    response = api.http.post(f"/chats/{chat_id}/stream", json={"content": "q"})
+    assert response.status_code == 200
+    events = parse_sse(response.text)
+    assert [name for name, _ in events] == ["delta", "delta", "error"]
+    assert events[-1][1]["type"] == "backend_stream_error"
+    assert "the GPU fell over" in events[-1][1]["message"]
+    answer = stored_messages(api, chat_id)[-1]
+    assert (answer.role, answer.content, answer.status) == ("assistant", "Half an answer", "error")
+
+
+class Library:
+    def retrieve(self, query: str, owner: str, conversation_id: str) -> list[Source]:
+        return [Source(1, "guide.pdf", 2, "Chatui stores chats as files.", 0.8, 17)]
+
+
+def test_sources_come_first_when_documents_are_used(api: Api) -> None:
+    api.service.retriever = Library()
+    chat_id = api.new_chat(rag_enabled=True)["id"]
+    events = parse_sse(api.http.post(f"/chats/{chat_id}/stream", json={"content": "How?"}).text)
+    assert events[0] == ("sources", [{
+        "number": 1, "document": "guide.pdf", "page": 2,
+        "snippet": "Chatui stores chats as files.", "score": 0.8, "chunk_id": 17}])
+    assert events[-1][1]["sources"] == events[0][1]
+
+
+def test_keep_alive_comments_while_the_model_is_silent(
+    api: Api, fake_backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(streaming, "KEEPALIVE_SECONDS", 0.05)
+    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=0.4))
+    chat_id = api.new_chat()["id"]
+    text = api.http.post(f"/chats/{chat_id}/stream", json={"content": "q"}).text
+    assert text.startswith(": keep-alive\n\n")
+    assert parse_sse(text)[-1][0] == "message"
+
+
+def test_disconnect_stops_the_generation_and_keeps_the_partial_answer(
+    api: Api, fake_backend: FakeBackend
+) -> None:
+    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.1))
+    chat_id = api.new_chat()["id"]
+    with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Count"}) as response:
+        read_until_first_delta(response)
+    wait_until(lambda: fake_backend.disconnects == 1, timeout=3)
+    wait_until(lambda: not api.service.is_generating(chat_id), timeout=3)
+    answer = stored_messages(api, chat_id)[-1]
+    assert answer.role == "assistant"
+    assert answer.status == "stopped"
+    assert answer.content and WORDS.startswith(answer.content) and answer.content != WORDS
+    # The chat is free again.
+    assert api.http.post(f"/chats/{chat_id}/message", json={"content": "Next"}).status_code == 200
+
+
+def test_disconnect_before_the_first_token_leaves_no_answer(
+    api: Api, fake_backend: FakeBackend
+) -> None:
+    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=5))
+    chat_id = api.new_chat()["id"]
+    with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Hi"}) as response:
+        assert response.status_code == 200
+        wait_until(lambda: len(fake_backend.requests) == 1)  # the model is thinking
+    wait_until(lambda: fake_backend.disconnects == 1, timeout=3)
+    wait_until(lambda: not api.service.is_generating(chat_id), timeout=3)
+    assert [m.role for m in stored_messages(api, chat_id)] == ["user"]
+
+
+def test_disconnect_at_once_still_stops_the_generation(api: Api, fake_backend: FakeBackend) -> None:
+    """The client may leave before the generation has even claimed the chat."""
+    for _ in range(3):
+        fake_backend.enqueue(Script.stall(after_chunks=0, seconds=5))
+        chat_id = api.new_chat()["id"]
+        with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Hi"}):
+            pass
+        wait_until(partial(lambda c: len(stored_messages(api, c)) == 1, chat_id), timeout=2)
+        wait_until(partial(lambda c: not api.service.is_generating(c), chat_id), timeout=2)
+        wait_until(lambda: fake_backend.disconnects == len(fake_backend.requests), timeout=2)
+        assert [m.role for m in stored_messages(api, chat_id)] == ["user"]
+
+
+def test_disconnect_from_a_plain_message_call_stops_it_too(
+    api: Api, fake_backend: FakeBackend
+) -> None:
+    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.1))
+    chat_id = api.new_chat()["id"]
+    with pytest.raises(httpx.ReadTimeout):
+        api.http.post(f"/chats/{chat_id}/message", json={"content": "Count"}, timeout=0.5)
+    wait_until(lambda: fake_backend.disconnects == 1, timeout=2)
+    wait_until(lambda: not api.service.is_generating(chat_id), timeout=3)
+    assert stored_messages(api, chat_id)[-1].status == "stopped"
+
+
+def test_a_second_request_on_a_busy_chat_is_409(api: Api, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.05))
+    chat_id = api.new_chat()["id"]
+    other_id = api.new_chat()["id"]
+    with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Count"}) as response:
+        lines = read_until_first_delta(response)
+        for method, path, body in [
+            ("POST", f"/chats/{chat_id}/message", {"content": "x"}),
+            ("POST", f"/chats/{chat_id}/stream", {"content": "x"}),
+            ("POST", f"/chats/{chat_id}/branch", {"message_id": "x"}),
+            ("DELETE", f"/chats/{chat_id}", None),
+        ]:
+            busy = api.http.request(method, path, json=body)
+            assert busy.status_code == 409, (path, busy.text)
+            assert busy.json()["error"]["type"] == "conversation_busy"
+        assert api.http.post(f"/chats/{other_id}/message", json={"content": "x"}).status_code == 200
+        stopped = api.http.post(f"/chats/{chat_id}/stop")
+        assert stopped.json() == {"stopped": True}
+        events = parse_sse("\n".join(["event: delta", *lines]))
+    assert events[-1][0] == "message"
+    assert events[-1][1]["status"] == "stopped"
+    assert stored_messages(api, chat_id)[-1].status == "stopped"
+
+
+def test_two_simultaneous_requests_on_one_chat_one_wins(
+    api: Api, fake_backend: FakeBackend
+) -> None:
+    fake_backend.enqueue(Script.text_answer("a b c d e", delay=0.1))
+    chat_id = api.new_chat()["id"]
+    barrier = threading.Barrier(2)
+    statuses: list[int] = []
+
+    def post() -> None:
+        with httpx.Client(base_url=api.url, timeout=30) as client:
+            barrier.wait()
+            response = client.post(f"/chats/{chat_id}/message", json={"content": "q"})
+            statuses.append(response.status_code)
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200, 409]
+    assert [m.role for m in stored_messages(api, chat_id)] == ["user", "assistant"]
