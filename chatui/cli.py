@@ -8,12 +8,13 @@ from collections.abc import Sequence
 
 from chatui.config import parse_config
 from chatui.embedded import EmbeddedServerError
-from chatui.runtime import open_runtime
+from chatui.runtime import exit_on_sigterm, open_runtime
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config = parse_config(argv)
+    exit_on_sigterm()
     try:
         with open_runtime(config) as runtime:
             if config.command == "chat":

@@ -1,7 +1,8 @@
 """Start and stop what the app runs on: the backend (embedded or external) and the service.
 
-``open_runtime(config)`` is a context manager: on exit (normal, Ctrl-C or
-SIGTERM, which it turns into SystemExit) the embedded model server is stopped.
+``open_runtime(config)`` is a context manager: on exit (normal, Ctrl-C, or
+SIGTERM once ``exit_on_sigterm`` is installed) the embedded model server is
+stopped and the store closed. Tests open a runtime the same way.
 """
 
 from __future__ import annotations
@@ -10,15 +11,18 @@ import logging
 import signal
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from types import FrameType
+
+from rag_index import Embedder, Library
 
 from chatui.cache import CachedStore
 from chatui.client import BackendClient
 from chatui.config import Config
 from chatui.embedded import EmbeddedServer
 from chatui.errors import BackendError
+from chatui.retrieval import LibraryRetriever
 from chatui.service import ChatService
 from chatui.store import ConversationStore
 
@@ -30,6 +34,7 @@ class Runtime:
     config: Config
     backend: BackendClient
     service: ChatService
+    library: Library
     embedded: EmbeddedServer | None
 
 
@@ -49,32 +54,37 @@ def pick_default_model(config: Config, backend: BackendClient) -> str | None:
     return models[0] if models else None
 
 
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so ``open_runtime``'s cleanup runs (main thread only)."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
 @contextmanager
 def open_runtime(config: Config) -> Iterator[Runtime]:
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    embedded: EmbeddedServer | None = None
-    api_base = config.api_base
-    if config.embedded:
-        print("Starting the embedded model (SmolLM2-135M-Instruct)...", file=sys.stderr, flush=True)
-        embedded = EmbeddedServer(context=config.context).start()
-        api_base = embedded.base_url
-    assert api_base is not None
-    backend = BackendClient(
-        api_base, config.api_key,
-        connect_timeout=config.connect_timeout,
-        first_token_timeout=config.first_token_timeout,
-        stall_timeout=config.stall_timeout,
-    )
-    try:
-        store = CachedStore(ConversationStore(config.data_dir))
+    with ExitStack() as cleanup:
+        embedded: EmbeddedServer | None = None
+        api_base = config.api_base
+        if config.embedded:
+            print("Starting the embedded model (SmolLM2-135M-Instruct)...", file=sys.stderr, flush=True)
+            embedded = cleanup.enter_context(EmbeddedServer(context=config.context))
+            api_base = embedded.base_url
+        assert api_base is not None
+        backend = cleanup.enter_context(BackendClient(
+            api_base, config.api_key,
+            connect_timeout=config.connect_timeout,
+            first_token_timeout=config.first_token_timeout,
+            stall_timeout=config.stall_timeout,
+        ))
+        store = CachedStore(cleanup.enter_context(ConversationStore(config.data_dir)))
         for problem in store.problems:
             log.warning(problem)
+        library = Library(
+            config.data_dir / "documents", Embedder(config.embedding_model),
+            max_file_bytes=int(config.max_upload_mb * 1024 * 1024),
+        )
         service = ChatService(
             store, backend, default_model=pick_default_model(config, backend),
             defaults=config.defaults, context_tokens=config.context,
+            retriever=LibraryRetriever(library),
         )
-        yield Runtime(config, backend, service, embedded)
-    finally:
-        backend.close()
-        if embedded is not None:
-            embedded.stop()
+        yield Runtime(config, backend, service, library, embedded)

@@ -26,12 +26,10 @@ from fastapi import FastAPI
 
 from chatui.api import build_api
 from chatui.cache import CachedStore
-from chatui.client import BackendClient
 from chatui.config import Config
 from chatui.embedded import free_port
-from chatui.runtime import Runtime, pick_default_model
+from chatui.runtime import Runtime, open_runtime
 from chatui.service import ChatService
-from chatui.store import ConversationStore
 
 
 @dataclass
@@ -64,21 +62,9 @@ def api_app(runtime: Runtime) -> FastAPI:
 
 @contextmanager
 def open_test_runtime(api_base: str, data_dir: Path, **config_fields: Any) -> Iterator[Runtime]:
-    config = Config(api_base=api_base, data_dir=data_dir, **config_fields)
-    backend = BackendClient(
-        api_base, config.api_key, connect_timeout=config.connect_timeout,
-        first_token_timeout=config.first_token_timeout, stall_timeout=config.stall_timeout,
-    )
-    store = CachedStore(ConversationStore(data_dir))
-    service = ChatService(
-        store, backend, default_model=pick_default_model(config, backend),
-        defaults=config.defaults, context_tokens=config.context,
-    )
-    try:
-        yield Runtime(config, backend, service, None)
-    finally:
-        backend.close()
-        store.close()
+    """The app's own runtime on an external (usually fake) backend."""
+    with open_runtime(Config(api_base=api_base, data_dir=data_dir, **config_fields)) as runtime:
+        yield runtime
 
 
 @contextmanager

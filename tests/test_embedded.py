@@ -71,7 +71,8 @@ def test_broken_model_file_fails_clearly_with_the_log_tail(tmp_path) -> None:
 _APP_SCRIPT = """
 import sys, time
 from chatui.config import parse_config
-from chatui.runtime import open_runtime
+from chatui.runtime import exit_on_sigterm, open_runtime
+exit_on_sigterm()
 with open_runtime(parse_config(["chat", "--data-dir", sys.argv[1]])) as runtime:
     print(runtime.embedded.process.pid, flush=True)
     time.sleep(120)
