@@ -1,0 +1,29 @@
+"""The Gradio UI: ``build_ui(runtime)`` returns the Blocks that ``server.py`` mounts at /.
+
+    layout.py    the components and where they sit
+    wiring.py    events -> handlers -> Gradio updates (the only module that knows both)
+    handlers.py  what each action does, over ``ChatService``; no Gradio, tested directly
+    render.py    the one adapter from tree messages to Chatbot message dicts
+    bridge.py    the footer buttons' JavaScript and the page's stylesheet
+
+Per-session state is a ``handlers.View`` in ``gr.State`` (plus the open chat's id
+in ``gr.BrowserState``, to reopen it after a reload); the service and its store
+hold everything else. Nothing here keeps user state in a module global.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from chatui.runtime import Runtime
+from chatui.ui.layout import build_page
+from chatui.ui.wiring import session_owner, wire
+
+__all__ = ["build_ui", "session_owner"]
+
+
+def build_ui(runtime: Runtime) -> gr.Blocks:
+    page = build_page(runtime.config)
+    with page.blocks:
+        wire(page, runtime.service)
+    return page.blocks

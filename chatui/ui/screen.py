@@ -1,0 +1,120 @@
+"""What the page shows, as plain values: the session's ``View`` and a handler's ``Screen``.
+
+Also the conversions every handler shares: the settings form to and from
+``Settings``, an error to the sentence the user reads, and ``show``, which
+renders a whole page for a conversation from what the service stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from chatui.errors import (
+    BackendError,
+    BackendHTTPError,
+    BackendTimeout,
+    BackendUnavailable,
+    ChatError,
+)
+from chatui.service import ChatService
+from chatui.tree import Conversation, Settings
+from chatui.ui.render import ChatRow, render_conversation
+
+# The settings panel, in the order of its inputs.
+FORM_FIELDS = (
+    "model", "system_prompt", "temperature", "top_p", "max_tokens",
+    "top_k", "min_p", "repeat_penalty", "seed",
+)
+_INT_FIELDS = {"max_tokens", "top_k", "seed"}
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What one browser session has open; kept in ``gr.State``."""
+
+    conversation_id: str | None = None
+    message_ids: tuple[str, ...] = ()  # chat row index -> message id ("" for none)
+    generating: bool = False
+    search: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """What to show; ``None`` leaves that part of the page as it is."""
+
+    view: View
+    chat: tuple[ChatRow, ...] | None = None
+    conversations: tuple[tuple[str, str], ...] | None = None  # (title, id), newest first
+    title: str | None = None
+    settings: Settings | None = None
+    models: tuple[str, ...] | None = None
+    notice: str | None = None
+    input_text: str | None = None
+    streaming_frame: bool = False  # only the chat changed
+
+
+# ----- settings form -----------------------------------------------------------
+
+
+def settings_to_form(settings: Settings) -> tuple[Any, ...]:
+    """The settings panel's values, in ``FORM_FIELDS`` order."""
+    return tuple(getattr(settings, name) for name in FORM_FIELDS)
+
+
+def settings_from_form(values: Sequence[Any], base: Settings) -> Settings:
+    """``base`` with the form's values; an empty field means the server's default."""
+    changes: dict[str, Any] = {}
+    for name, value in zip(FORM_FIELDS, values, strict=True):
+        if name == "system_prompt":
+            changes[name] = value or ""
+        elif value in (None, ""):
+            changes[name] = None
+        elif name == "model":
+            changes[name] = str(value)
+        else:
+            changes[name] = int(value) if name in _INT_FIELDS else float(value)
+    return replace(base, **changes)
+
+
+# ----- screens -------------------------------------------------------------------
+
+
+def describe_error(error: ChatError) -> str:
+    """A headline that tells the kinds of failure apart, then the service's own words."""
+    if isinstance(error, BackendUnavailable):
+        headline = "The model server is unreachable."
+    elif isinstance(error, BackendTimeout):
+        headline = "The model server timed out."
+    elif isinstance(error, BackendHTTPError):
+        headline = f"The model server returned an error (HTTP {error.status_code})."
+    elif isinstance(error, BackendError):
+        headline = "The model server failed."
+    else:
+        return str(error)
+    return f"{headline} {error}"
+
+
+def conversation_list(service: ChatService, owner: str, search: str) -> tuple[tuple[str, str], ...]:
+    """(title, id) of the owner's chats, newest first; only those matching ``search`` if set."""
+    found = service.search(search, owner) if search.strip() else service.conversations(owner)
+    return tuple((summary.title, summary.id) for summary in found)
+
+
+def show(
+    service: ChatService, owner: str, view: View, conversation: Conversation | None,
+    notice: str = "", **extra: Any,
+) -> Screen:
+    """The whole page for ``conversation`` (None: an empty new chat)."""
+    rendered = render_conversation(conversation)
+    opened = replace(
+        view, conversation_id=conversation.id if conversation else None,
+        message_ids=rendered.message_ids, generating=False,
+    )
+    return Screen(
+        view=opened, chat=rendered.rows,
+        conversations=conversation_list(service, owner, view.search),
+        title=conversation.title if conversation else "", notice=notice, **extra,
+    )
+

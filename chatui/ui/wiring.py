@@ -1,0 +1,176 @@
+"""Events of the page -> handlers -> Gradio updates. The only place both meet.
+
+Every handler's ``Screen`` goes through ``updates`` into the same list of
+outputs (``_outputs``); a part the Screen leaves as ``None`` is ``gr.skip()``.
+While an answer streams, only the chat (and the session's view) change.
+
+Concurrency: every event that streams an answer shares the concurrency group
+"answers", whose limit is the queue's default (``server.py`` sets it from
+``--concurrency-limit``), so that many answers stream at once across all
+users. Quick events (Stop, branch steps, opening a chat, ...) have no limit
+and never wait behind the streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from chatui.service import ChatService
+from chatui.ui import generation, handlers
+from chatui.ui.layout import Page
+from chatui.ui.screen import FORM_FIELDS, Screen, View, settings_to_form
+
+ANSWERS = "answers"
+
+
+def session_owner(request: gr.Request | None) -> str:
+    """Whose conversations this browser session sees (see ``chatui.users``).
+
+    Gradio's user name: the login name with --auth, the signed anonymous id of
+    ``chatui.visitors`` when browsers are kept apart; else the one local user.
+    """
+    username = request.username if request is not None else None
+    return username or "local"
+
+
+def _outputs(page: Page) -> list[Any]:
+    return [
+        page.view, page.remembered, page.chatbot, page.conversations, page.title, page.notice,
+        page.message, page.send, page.stop, page.new_chat, page.delete, page.rename, *page.form,
+    ]
+
+
+def updates(screen: Screen, before: View | None = None) -> tuple[Any, ...]:
+    """One value per ``_outputs`` entry for ``screen``."""
+    skip = gr.skip()
+    view = screen.view
+    chat = list(screen.chat) if screen.chat is not None else skip
+    view_out = skip if view == before else view
+    if screen.streaming_frame:
+        return (view_out, skip, chat) + (skip,) * (9 + len(FORM_FIELDS))
+    if screen.notice:
+        gr.Warning(screen.notice)
+    idle = not view.generating
+    if screen.conversations is not None:
+        listing = gr.update(choices=list(screen.conversations), value=view.conversation_id,
+                            interactive=idle)
+    else:
+        listing = gr.update(interactive=idle)
+    notice = skip if screen.notice is None else (f"⚠️ {screen.notice}" if screen.notice else "")
+    return (
+        view_out,
+        view.conversation_id if screen.chat is not None else skip,
+        chat,
+        listing,
+        skip if screen.title is None else screen.title,
+        notice,
+        skip if screen.input_text is None else screen.input_text,
+        gr.update(visible=idle),
+        gr.update(visible=not idle),
+        gr.update(interactive=idle),
+        gr.update(interactive=idle),
+        gr.update(interactive=idle),
+        *_form_updates(screen),
+    )
+
+
+def _form_updates(screen: Screen) -> list[Any]:
+    values = (settings_to_form(screen.settings) if screen.settings is not None
+              else (gr.skip(),) * len(FORM_FIELDS))
+    result = list(values)
+    model_index = FORM_FIELDS.index("model")
+    if screen.models is not None:
+        model = screen.settings.model if screen.settings is not None else None
+        choices = list(screen.models)
+        if model and model not in choices:
+            choices.append(model)
+        result[model_index] = gr.update(choices=choices, value=model)
+    return result
+
+
+def wire(page: Page, service: ChatService) -> None:
+    outputs = _outputs(page)
+    form = list(page.form)
+    model = page.form[FORM_FIELDS.index("model")]
+
+    def shown(screens: Iterator[Screen], before: View) -> Iterator[tuple[Any, ...]]:
+        for screen in screens:
+            yield updates(screen, before)
+            before = screen.view
+
+    def on_load(request: gr.Request, remembered: str | None) -> tuple[Any, ...]:
+        return updates(handlers.load(service, session_owner(request), remembered))
+
+    def on_send(request: gr.Request, view: View, text: str, *values: Any) -> Iterator[tuple[Any, ...]]:
+        yield from shown(generation.send(service, session_owner(request), view, text, values), view)
+
+    def on_edit(request: gr.Request, data: gr.EditData, view: View) -> Iterator[tuple[Any, ...]]:
+        text = data.value if isinstance(data.value, str) else str(data.value)
+        yield from shown(generation.edit(service, session_owner(request), view, data.index, text), view)
+
+    def on_act(request: gr.Request, view: View, action: str, picked: str | None
+               ) -> Iterator[tuple[Any, ...]]:
+        yield from shown(generation.act(service, session_owner(request), view, action, picked), view)
+
+    def on_stop(view: View) -> None:
+        generation.stop(service, view)
+
+    def on_open(request: gr.Request, view: View, conversation_id: str | None) -> tuple[Any, ...]:
+        if not conversation_id:
+            return updates(Screen(view=view), view)
+        screen = handlers.open_conversation(service, session_owner(request), view, conversation_id)
+        return updates(screen, view)
+
+    def on_clear(request: gr.Request, view: View) -> tuple[Any, ...]:
+        # The Chatbot's own Clear (hidden by the stylesheet) only empties the screen.
+        return updates(handlers.refresh(service, session_owner(request), view), view)
+
+    def on_new(request: gr.Request, view: View, picked: str | None) -> tuple[Any, ...]:
+        return updates(handlers.new_chat(service, session_owner(request), view, picked), view)
+
+    def on_search(request: gr.Request, view: View, text: str) -> tuple[Any, ...]:
+        return updates(handlers.search(service, session_owner(request), view, text), view)
+
+    def on_rename(request: gr.Request, view: View, title: str) -> tuple[Any, ...]:
+        return updates(handlers.rename(service, session_owner(request), view, title), view)
+
+    def on_delete(request: gr.Request, view: View) -> tuple[Any, ...]:
+        return updates(handlers.delete(service, session_owner(request), view), view)
+
+    def on_settings(request: gr.Request, view: View, *values: Any) -> tuple[Any, ...]:
+        return updates(handlers.save_settings(service, session_owner(request), view, values), view)
+
+    page.blocks.load(on_load, [page.remembered], outputs, api_visibility="private")
+    answer_options: dict[str, Any] = {
+        "outputs": outputs, "concurrency_id": ANSWERS, "show_progress": "hidden",
+    }
+    gr.on([page.send.click, page.message.submit], on_send, [page.view, page.message, *form],
+          api_name="send", **answer_options)
+    page.chatbot.edit(on_edit, [page.view], api_visibility="private", **answer_options)
+    page.bridge.submit(on_act, [page.view, page.bridge, model], api_name="act", **answer_options)
+    quick: dict[str, Any] = {"outputs": outputs, "concurrency_limit": None, "show_progress": "hidden"}
+    page.bridge.click(on_act, [page.view, page.bridge, model], api_name="step", **quick)
+    # Not queued: Stop must work while the queue is full (``--max-queue`` reached).
+    page.stop.click(on_stop, [page.view], None, queue=False, api_name="stop",
+                    show_progress="hidden")
+    page.conversations.input(on_open, [page.view, page.conversations], api_name="open", **quick)
+    page.chatbot.clear(on_clear, [page.view], api_visibility="private", **quick)
+    page.new_chat.click(on_new, [page.view, model], api_name="new_chat", **quick)
+    # .change, not .input: Gradio 6 fires no "input" when a key deletes text
+    page.search.change(on_search, [page.view, page.search], trigger_mode="always_last",
+                      api_name="search", **quick)
+    gr.on([page.rename.click, page.title.submit], on_rename, [page.view, page.title],
+          api_name="rename", **quick)
+    page.delete.click(lambda: gr.update(visible=True), None, page.confirm_row,
+                      concurrency_limit=None, api_visibility="private")
+    page.cancel_delete.click(lambda: gr.update(visible=False), None, page.confirm_row,
+                             concurrency_limit=None, api_visibility="private")
+    page.confirm_delete.click(
+        lambda: gr.update(visible=False), None, page.confirm_row, concurrency_limit=None,
+        api_visibility="private",
+    ).then(on_delete, [page.view], api_name="delete", **quick)
+    saves = [field.blur for field in page.form if field is not model] + [model.input]
+    gr.on(saves, on_settings, [page.view, *form], api_name="save_settings", **quick)

@@ -1,0 +1,568 @@
+"""The UI's handlers against a real store, a real BackendClient and the scripted FakeBackend.
+
+Each test drives a handler the way a click would and checks what the page would
+show (the chat rows, the footer, the notice) and what was stored.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chatui.client import BackendClient
+from chatui.embedded import free_port
+from chatui.service import ChatService
+from chatui.store import ConversationStore
+from chatui.tree import Settings, active_path
+from chatui.ui import generation, handlers, render
+from chatui.ui.screen import Screen, View, settings_to_form
+from tests.fakebackend import FakeBackend, Script
+
+pytestmark = pytest.mark.timeout(30)
+
+OWNER = "local"
+STREAMS = Path(__file__).parent / "streams"
+FORM = ("fake-model", "", None, None, None, None, None, None, None)  # screen.FORM_FIELDS order
+WORDS = " ".join(f"w{n}" for n in range(1, 41))
+
+ServiceFactory = Callable[..., ChatService]
+
+
+@pytest.fixture
+def make_service(tmp_path: Path, fake_backend: FakeBackend) -> Iterator[ServiceFactory]:
+    opened: list[tuple[BackendClient, ConversationStore]] = []
+
+    def make(base_url: str | None = None, first_token_timeout: float = 5,
+             stall_timeout: float = 5) -> ChatService:
+        backend = BackendClient(base_url or fake_backend.base_url,
+                                first_token_timeout=first_token_timeout,
+                                stall_timeout=stall_timeout)
+        store = ConversationStore(tmp_path / f"data{len(opened)}")
+        opened.append((backend, store))
+        return ChatService(store, backend, default_model="fake-model",
+                           defaults=Settings(max_tokens=64))
+
+    yield make
+    for backend, store in opened:
+        backend.close()
+        store.close()
+
+
+@pytest.fixture
+def service(make_service: ServiceFactory) -> ChatService:
+    return make_service(first_token_timeout=5, stall_timeout=5)
+
+
+def texts(screen: Screen) -> list[str]:
+    assert screen.chat is not None
+    return [row["content"]["text"] for row in screen.chat]
+
+
+def last(screens: Iterator[Screen]) -> Screen:
+    *_, final = screens
+    return final
+
+
+def send(service: ChatService, view: View, text: str, form: tuple[Any, ...] = FORM) -> Screen:
+    return last(generation.send(service, OWNER, view, text, form))
+
+
+def action(service: ChatService, view: View, name: str, message_id: str,
+           model: str | None = None) -> Screen:
+    return last(generation.act(service, OWNER, view, f"{name} {message_id} 123", model))
+
+
+def answer_ids(service: ChatService, view: View) -> list[str]:
+    assert view.conversation_id
+    path = active_path(service.conversation(view.conversation_id))
+    return [m.id for m in path if m.role == "assistant"]
+
+
+class Background:
+    """Run a generation in a thread, keeping every screen it yields."""
+
+    def __init__(self, screens: Iterator[Screen]) -> None:
+        self.screens: list[Screen] = []
+        self._thread = threading.Thread(target=self._run, args=(screens,), daemon=True)
+        self._thread.start()
+
+    def _run(self, screens: Iterator[Screen]) -> None:
+        for screen in screens:
+            self.screens.append(screen)
+
+    def wait_for(self, seen: Callable[[Screen], bool], timeout: float = 10) -> Screen:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for screen in list(self.screens):
+                if seen(screen):
+                    return screen
+            time.sleep(0.005)
+        raise AssertionError("the screen never showed what was expected")
+
+    def finish(self) -> Screen:
+        self._thread.join(10)
+        assert not self._thread.is_alive()
+        return self.screens[-1]
+
+
+def shows(text: str) -> Callable[[Screen], bool]:
+    return lambda screen: screen.chat is not None and any(text in t for t in texts(screen))
+
+
+# ----- send and stream ---------------------------------------------------------------
+
+
+def test_send_creates_a_chat_and_streams_the_answer(service: ChatService,
+                                                    fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.06))
+    screens = list(generation.send(service, OWNER, View(), "What are the words?", FORM))
+
+    first, final = screens[0], screens[-1]
+    assert first.view.generating and first.input_text == ""
+    assert texts(first)[0] == "What are the words?"
+    assert texts(first)[1].startswith("w1")  # the first token came within 0.1 s
+    partial = [s for s in screens if s.view.generating]
+    assert any("w3" in texts(s)[-1] and "w40" not in texts(s)[-1] for s in partial)
+    assert not final.view.generating
+    assert texts(final)[1].startswith(WORDS)
+    assert final.title == "What are the words?"
+    assert final.conversations == (("What are the words?", final.view.conversation_id),)
+    stored = service.conversation(final.view.conversation_id or "")
+    assert [m.content for m in active_path(stored)] == ["What are the words?", WORDS]
+
+
+def test_a_slow_first_token_shows_the_question_and_a_waiting_answer_first(
+        service: ChatService, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script(chunks=Script.text_answer("Late.").chunks, header_delay=0.5))
+    screens = list(generation.send(service, OWNER, View(), "Hello?", FORM))
+    first = screens[0]
+    assert first.view.generating and first.input_text == ""
+    assert texts(first)[0] == "Hello?"
+    assert "waiting for the model" in texts(first)[1]
+    assert texts(screens[-1])[1].startswith("Late.")
+
+
+def test_answer_footer_shows_model_tokens_speed_and_ttft(service: ChatService,
+                                                         fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer("one two three four five", delay=0.01))
+    footer = texts(send(service, View(), "Count"))[-1]
+    assert "fake-model" in footer
+    assert "5 tokens" in footer
+    assert "tok/s" in footer and "TTFT" in footer and " ms" in footer
+
+
+def test_fast_streams_are_coalesced_and_end_with_the_whole_answer(
+        service: ChatService, fake_backend: FakeBackend) -> None:
+    many = " ".join(f"t{n}" for n in range(1000))
+    fake_backend.enqueue(Script.text_answer(many))
+    screens = list(generation.send(service, OWNER, View(), "Go", FORM))
+    frames = [s for s in screens if s.view.generating]
+    assert 1 <= len(frames) < 100  # not one per token
+    assert texts(screens[-1])[1].startswith(many)
+
+
+def test_a_long_conversation_renders_once_per_frame_not_per_message(
+        service: ChatService, fake_backend: FakeBackend) -> None:
+    view = View()
+    for n in range(20):
+        view = send(service, view, f"question {n}").view
+    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.01))
+    final = send(service, view, "one more")
+    assert len(final.view.message_ids) == 42
+    assert texts(final)[-2] == "one more"
+
+
+# ----- stop ---------------------------------------------------------------------------
+
+
+def test_stop_mid_stream_keeps_the_partial_answer_marked_stopped(
+        service: ChatService, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.1))
+    run = Background(generation.send(service, OWNER, View(), "Talk", FORM))
+    streaming = run.wait_for(shows("w3"))
+    assert generation.stop(service, streaming.view)
+    final = run.finish()
+
+    answer = texts(final)[-1]
+    assert "w3" in answer and "w40" not in answer
+    assert "stopped" in answer
+    assert not final.view.generating
+    stored = active_path(service.conversation(final.view.conversation_id or ""))[-1]
+    assert stored.status == "stopped" and "w3" in stored.content
+    fake_backend.enqueue(Script.text_answer("Again fine."))
+    assert texts(send(service, final.view, "Next"))[-1].startswith("Again fine.")
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_stop_before_the_first_token_leaves_no_answer(service: ChatService,
+                                                      fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=5))
+    run = Background(generation.send(service, OWNER, View(), "Anyone there?", FORM))
+    first = run.wait_for(lambda s: s.view.generating)
+    wait_until(lambda: len(fake_backend.requests) == 1)  # asked, and waiting for a token
+    started = time.monotonic()
+    assert generation.stop(service, first.view)
+    final = run.finish()
+
+    assert time.monotonic() - started < 1
+    assert texts(final)[0].startswith("Anyone there?")
+    assert len(texts(final)) == 1  # no ghost answer
+    stored = service.conversation(final.view.conversation_id or "")
+    assert [m.role for m in stored.messages.values()] == ["user"]
+    wait_until(lambda: fake_backend.disconnects == 1)  # the upstream request ended
+
+
+def test_stop_right_after_send_waits_for_the_generation_to_start(
+        service: ChatService, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=5))
+    screens = generation.send(service, OWNER, View(), "Quick", FORM)
+    first = next(screens)  # Stop is visible now; the service has not started yet
+    stopper = threading.Thread(target=generation.stop, args=(service, first.view))
+    stopper.start()
+    final = last(screens)
+    stopper.join(5)
+    assert len(texts(final)) == 1 and not final.view.generating
+
+
+def test_stop_with_nothing_running_is_harmless(service: ChatService) -> None:
+    assert generation.stop(service, View()) is False
+    assert generation.stop(service, View(conversation_id="nope"), grace=0.05) is False
+
+
+# ----- regenerate, edit, continue, branches -------------------------------------------
+
+
+def test_regenerate_adds_a_sibling_and_keeps_the_old_answer(
+        service: ChatService, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer("First answer."), Script.text_answer("Second answer."))
+    view = send(service, View(), "Question").view
+    [first_id] = answer_ids(service, view)
+
+    regenerated = action(service, view, "regen", first_id)
+    assert texts(regenerated)[-1].startswith("Second answer.")
+    assert "2/2" in texts(regenerated)[-1]
+
+    back = action(service, regenerated.view, "prev", answer_ids(service, regenerated.view)[0])
+    assert texts(back)[-1].startswith("First answer.")
+    assert "1/2" in texts(back)[-1]
+    forward = action(service, back.view, "next", first_id)
+    assert texts(forward)[-1].startswith("Second answer.")
+
+
+def test_regenerate_uses_the_model_picked(service: ChatService, fake_backend: FakeBackend) -> None:
+    view = send(service, View(), "Question").view
+    action(service, view, "regen", answer_ids(service, view)[0], model="other-model")
+    assert fake_backend.requests[-1]["model"] == "other-model"
+
+
+def test_edit_makes_a_new_version_and_the_original_stays(
+        service: ChatService, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer("About cats."), Script.text_answer("About dogs."))
+    view = send(service, View(), "Tell me about cats").view
+    shown_with_footer = "Tell me about dogs\n\n" + render.FOOTER_OPEN + "◀ 1/2 ▶</div>"
+    edited = last(generation.edit(service, OWNER, view, 0, shown_with_footer))
+
+    assert texts(edited)[0].startswith("Tell me about dogs\n\n")
+    assert "2/2" in texts(edited)[0]
+    assert texts(edited)[1].startswith("About dogs.")
+    assert fake_backend.requests[-1]["messages"][-1]["content"] == "Tell me about dogs"
+    user_id = edited.view.message_ids[0]
+    original = action(service, edited.view, "prev", user_id)
+    assert texts(original)[0].startswith("Tell me about cats")
+    assert texts(original)[1].startswith("About cats.")
+
+
+def test_edit_of_an_answer_row_is_refused(service: ChatService) -> None:
+    view = send(service, View(), "Question").view
+    screen = last(generation.edit(service, OWNER, view, 1, "changed"))
+    assert screen.notice and "edited" in screen.notice
+
+
+def test_continue_appends_to_the_answer(service: ChatService, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer("The start"), Script.text_answer(" and the rest."))
+    view = send(service, View(), "Go on").view
+    continued = action(service, view, "cont", answer_ids(service, view)[0])
+    assert texts(continued)[-1].startswith("The start and the rest.")
+    assert len(texts(continued)) == 2
+
+
+def test_a_branch_step_shows_that_branch_down_to_its_newest_message(
+        service: ChatService, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer("A1"), Script.text_answer("A2"),
+                         Script.text_answer("A1 again"))
+    view = send(service, View(), "Q1").view
+    view = send(service, view, "Q2").view
+    first_answer = answer_ids(service, view)[0]
+    other = action(service, view, "regen", first_answer)
+    assert [t.split("\n")[0] for t in texts(other)] == ["Q1", "A1 again"]
+
+    back = action(service, other.view, "prev", answer_ids(service, other.view)[0])
+    assert [t.split("\n")[0] for t in texts(back)] == ["Q1", "A1", "Q2", "A2"]
+
+
+def test_footer_buttons_name_their_message(service: ChatService) -> None:
+    view = send(service, View(), "Q").view
+    [answer_id] = answer_ids(service, view)
+    footer = texts(handlers.refresh(service, OWNER, view))[-1]
+    assert f"chatui-do-regen chatui-id-{answer_id}" in footer
+    assert f"chatui-do-cont chatui-id-{answer_id}" in footer
+    assert handlers.parse_action(f"regen {answer_id} 1") == ("regen", answer_id)
+    assert handlers.parse_action("rm -rf") is None
+
+
+# ----- reasoning and tool calls ---------------------------------------------------------
+
+
+def test_reasoning_is_its_own_collapsible_block(service: ChatService,
+                                                fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.replay((STREAMS / "reasoning_field.txt").read_text()))
+    final = send(service, View(), "Hello")
+    assert final.chat is not None
+    thought = final.chat[1]
+    assert thought["metadata"]["title"] == "Reasoning"
+    assert thought["metadata"]["status"] == "done"
+    assert thought["content"]["text"] == "The user greets me."
+    assert texts(final)[2].startswith("Hi there!")
+    assert final.view.message_ids[1] == final.view.message_ids[2]  # one message, two rows
+
+
+def test_reasoning_streams_live_while_the_model_thinks(service: ChatService,
+                                                       fake_backend: FakeBackend) -> None:
+    events = [{"choices": [{"index": 0, "delta": {"reasoning_content": f"step {n}. "}}]}
+              for n in range(5)]
+    events += [{"choices": [{"index": 0, "delta": {"content": "Done."}}]}]
+    fake_backend.enqueue(Script.sse(events, delay=0.08))
+    screens = list(generation.send(service, OWNER, View(), "Think", FORM))
+    thinking = [s.chat[1] for s in screens if s.streaming_frame and s.chat
+                and s.chat[1].get("metadata", {}).get("status") == "pending"]
+    assert thinking and "step 0." in thinking[0]["content"]["text"]
+
+
+def test_tool_calls_are_their_own_blocks_with_name_and_arguments(
+        service: ChatService, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.replay((STREAMS / "tool_calls.txt").read_text()))
+    final = send(service, View(), "Weather and time in Paris?")
+    assert final.chat is not None
+    blocks = [row for row in final.chat if "Tool call" in row.get("metadata", {}).get("title", "")]
+    assert [b["metadata"]["title"] for b in blocks] == ["Tool call: get_weather", "Tool call: get_time"]
+    assert '"city": "Paris"' in blocks[0]["content"]["text"]
+    assert "```json" in blocks[0]["content"]["text"]
+
+
+# ----- errors ----------------------------------------------------------------------------
+
+
+def test_http_500_is_told_and_the_empty_answer_is_not_kept(service: ChatService,
+                                                           fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.error(500, {"error": {"message": "the model crashed"}}))
+    final = send(service, View(), "Hello")
+    assert final.notice and "HTTP 500" in final.notice and "the model crashed" in final.notice
+    assert final.input_text == ""  # the question is stored, so the box is cleared
+    assert len(texts(final)) == 1 and "Retry" in texts(final)[0]
+    stored = service.conversation(final.view.conversation_id or "")
+    assert [m.role for m in stored.messages.values()] == ["user"]
+
+    retried = action(service, final.view, "answer", final.view.message_ids[0])
+    assert texts(retried)[-1].startswith("Hello from the fake backend.")
+    assert "Retry" not in texts(retried)[0]
+
+
+def test_timeout_is_told_apart(make_service: ServiceFactory, fake_backend: FakeBackend) -> None:
+    service = make_service(first_token_timeout=0.3, stall_timeout=5)
+    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=3))
+    final = send(service, View(), "Hello")
+    assert final.notice and final.notice.startswith("The model server timed out.")
+    assert len(texts(final)) == 1
+
+
+def test_unreachable_server_is_told_apart(make_service: ServiceFactory) -> None:
+    service = make_service(base_url=f"http://127.0.0.1:{free_port()}/v1")
+    final = send(service, View(), "Hello")
+    assert final.notice and final.notice.startswith("The model server is unreachable.")
+    assert not final.view.generating
+    assert len(texts(final)) == 1
+
+
+def test_a_partial_answer_that_fails_is_kept_and_marked(make_service: ServiceFactory,
+                                                        fake_backend: FakeBackend) -> None:
+    service = make_service(first_token_timeout=5, stall_timeout=0.3)
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=3, text=WORDS))
+    final = send(service, View(), "Hello")
+    answer = texts(final)[-1]
+    assert answer.startswith("w1 w2 w3")
+    assert "error" in answer and "stopped sending" in answer
+    assert final.notice and final.notice.startswith("The model server timed out.")
+
+
+def test_a_busy_chat_gives_the_text_back(service: ChatService, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.05))
+    run = Background(generation.send(service, OWNER, View(), "First", FORM))
+    streaming = run.wait_for(shows("w2"))
+    busy = send(service, streaming.view, "Second")
+    assert busy.notice and "still being generated" in busy.notice
+    assert busy.input_text == "Second"
+    generation.stop(service, streaming.view)
+    run.finish()
+
+
+# ----- conversations and settings -----------------------------------------------------------
+
+
+def test_new_chat_rename_search_and_delete(service: ChatService) -> None:
+    first = send(service, View(), "Apples are red").view
+    second = send(service, handlers.new_chat(service, OWNER, first, None).view,
+                  "Bananas are yellow").view
+    listing = handlers.search(service, OWNER, second, "").conversations
+    assert listing and [title for title, _ in listing] == ["Bananas are yellow", "Apples are red"]
+
+    renamed = handlers.rename(service, OWNER, second, "Fruit colours")
+    assert renamed.title == "Fruit colours"
+    assert renamed.conversations and renamed.conversations[0][0] == "Fruit colours"
+    found = handlers.search(service, OWNER, renamed.view, "fake backend")  # in an answer
+    assert found.conversations and len(found.conversations) == 2
+    assert handlers.search(service, OWNER, renamed.view, "apples").conversations == (
+        ("Apples are red", first.conversation_id),)
+
+    deleted = handlers.delete(service, OWNER, handlers.search(service, OWNER, renamed.view, "").view)
+    assert deleted.conversations == (("Apples are red", first.conversation_id),)
+    assert deleted.view.conversation_id == first.conversation_id  # the newest left opens
+    assert texts(deleted)[0].startswith("Apples are red")
+
+
+def test_new_chat_is_empty_and_keeps_the_picked_model(service: ChatService) -> None:
+    view = send(service, View(), "Hi").view
+    fresh = handlers.new_chat(service, OWNER, view, "other-model")
+    assert fresh.chat == () and fresh.view.conversation_id is None
+    assert fresh.settings is not None and fresh.settings.model == "other-model"
+    assert fresh.settings.max_tokens == 64  # the configured defaults
+
+
+def test_settings_are_saved_with_the_chat_and_sent(service: ChatService,
+                                                   fake_backend: FakeBackend) -> None:
+    form = ("fake-model", "Be brief.", 0.2, 0.9, 32, 40, 0.05, 1.1, 7)
+    view = send(service, View(), "Hi", form).view
+    body = fake_backend.requests[-1]
+    assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == (0.2, 0.9, 32, 7)
+    assert (body["top_k"], body["min_p"], body["repeat_penalty"]) == (40, 0.05, 1.1)
+
+    changed = ("fake-model", "Be long.", None, None, 100, None, None, None, None)
+    handlers.save_settings(service, OWNER, view, changed)
+    reopened = handlers.open_conversation(service, OWNER, View(), view.conversation_id or "")
+    assert reopened.settings is not None
+    assert settings_to_form(reopened.settings) == changed
+
+
+def test_load_reopens_the_remembered_chat_else_the_newest(service: ChatService) -> None:
+    older = send(service, View(), "Older").view.conversation_id
+    newer = send(service, View(), "Newer").view.conversation_id
+    assert handlers.load(service, OWNER, older).view.conversation_id == older
+    assert handlers.load(service, OWNER, None).view.conversation_id == newer
+    assert handlers.load(service, OWNER, "deleted-or-unknown").view.conversation_id == newer
+    loaded = handlers.load(service, OWNER, older)
+    assert loaded.models == ("fake-model",)
+    assert texts(loaded)[0].startswith("Older")
+
+
+def test_load_with_the_server_down_still_shows_the_chats(make_service: ServiceFactory) -> None:
+    service = make_service(base_url=f"http://127.0.0.1:{free_port()}/v1")
+    loaded = handlers.load(service, OWNER, None)
+    assert loaded.models == ()
+    assert loaded.notice and "unreachable" in loaded.notice
+
+
+# ----- two sessions at once -------------------------------------------------------------------
+
+
+def test_two_sessions_stream_at_the_same_time(service: ChatService,
+                                              fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.05), Script.text_answer(WORDS, delay=0.05))
+    one = Background(generation.send(service, OWNER, View(), "Session one", FORM))
+    two = Background(generation.send(service, OWNER, View(), "Session two", FORM))
+    one.wait_for(shows("w5"))
+    two.wait_for(shows("w5"))
+    assert not any(shows("w40")(s) for s in one.screens + two.screens)  # both mid-answer
+    assert texts(one.finish())[-1].startswith(WORDS)
+    assert texts(two.finish())[-1].startswith(WORDS)
+
+
+# ----- render --------------------------------------------------------------------------------
+
+
+def test_an_open_code_fence_is_closed_before_the_footer() -> None:
+    assert render._close_open_fence("```python\nx = 1") == "```python\nx = 1\n```"
+    assert render._close_open_fence("```\nx\n```") == "```\nx\n```"
+
+
+def test_strip_footer_leaves_the_text() -> None:
+    text = "Line one\n\n```\ncode\n```"
+    assert render.strip_footer(text + "\n\n" + render.FOOTER_OPEN + "x</div>") == text
+    assert render.strip_footer(text) == text
+
+
+# ----- through the real app: Gradio's queue, with gradio_client ---------------------------------
+
+
+class Session:
+    """One browser session, played by a gradio_client Client against the running app."""
+
+    def __init__(self, url: str) -> None:
+        from gradio_client import Client
+
+        self.client = Client(url + "/", verbose=False)
+        self.frames: list[tuple[float, str]] = []  # (when, last chat row's text)
+
+    def send(self, text: str) -> threading.Thread:
+        def run() -> None:
+            job = self.client.submit(text, *FORM, api_name="/send")
+            for outputs in job:
+                chat = next((value for value in outputs if isinstance(value, list)
+                             and value and isinstance(value[0], dict) and "role" in value[0]),
+                            None)
+                if chat:
+                    self.frames.append((time.monotonic(), chat[-1]["content"][0]["text"]))
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    def first_time(self, text: str) -> float:
+        wait_until(lambda: any(text in shown for _, shown in self.frames), timeout=10)
+        return next(when for when, shown in self.frames if text in shown)
+
+
+def test_two_sessions_stream_at_once_through_the_queue(
+        running_app: Callable[..., Any], fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.04), Script.text_answer(WORDS, delay=0.04))
+    with running_app(fake_backend.base_url, concurrency_limit=4) as url:
+        one, two = Session(url), Session(url)
+        threads = [one.send("Session one"), two.send("Session two")]
+        for thread in threads:
+            thread.join(20)
+        done = min(one.first_time("w40"), two.first_time("w40"))
+        assert one.first_time("w5") < done and two.first_time("w5") < done
+
+
+def test_stop_through_the_queue_ends_the_stream_at_once(
+        running_app: Callable[..., Any], fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.1))
+    with running_app(fake_backend.base_url) as url:
+        session = Session(url)
+        thread = session.send("Talk")
+        session.first_time("w3")
+        session.client.predict(api_name="/stop")
+        thread.join(3)
+        assert not thread.is_alive()
+        final = session.frames[-1][1]
+        assert "stopped" in final and "w40" not in final
