@@ -149,8 +149,8 @@ def read_direct(backend: str, tokens: int) -> Run:
 
 def form(tokens: int) -> list[Any]:
     # chatui.ui.screen.FORM_FIELDS: model, system prompt, temperature, top_p,
-    # max_tokens, top_k, min_p, repeat_penalty, seed
-    return ["synthetic", "", None, None, tokens, None, None, None, None]
+    # max_tokens, top_k, min_p, repeat_penalty, seed, rag_enabled
+    return ["synthetic", "", None, None, tokens, None, None, None, None, False]
 
 
 def shown_tokens(outputs: Sequence[Any]) -> int | None:

@@ -3,7 +3,8 @@
 ``LibraryRetriever`` is what ``ChatService`` calls when a conversation has RAG
 on. It searches the owner's library plus the conversation's attachments, keeps
 hits above ``min_score`` and numbers them from 1 in rank order, the numbers the
-prompt and the answer's Sources list share.
+prompt and the answer's Sources list share. ``forget`` drops a deleted
+conversation's attachments (its owner's library stays).
 """
 
 from __future__ import annotations
@@ -34,3 +35,6 @@ class LibraryRetriever:
             query, owner, conversation_id, k=self.k, mode="hybrid", min_score=self.min_score
         )
         return [source_of(hit, number) for number, hit in enumerate(hits, start=1)]
+
+    def forget(self, owner: str, conversation_id: str) -> int:
+        return self.library.delete_conversation(owner, conversation_id)

@@ -117,6 +117,9 @@ class Library:
     def retrieve(self, query: str, owner: str, conversation_id: str) -> list[Source]:
         return [Source(1, "guide.pdf", 2, "Chatui stores chats as files.", 0.8, 17)]
 
+    def forget(self, owner: str, conversation_id: str) -> int:
+        return 0
+
 
 def test_sources_come_first_when_documents_are_used(api: Api) -> None:
     api.service.retriever = Library()

@@ -4,6 +4,7 @@
     wiring.py    events -> handlers -> Gradio updates (the only module that knows both)
     handlers.py  what each action does, over ``ChatService``; no Gradio, tested directly
     render.py    the one adapter from tree messages to Chatbot message dicts
+    documents.py the Documents panel: upload, list, delete, search; its handlers and events
     bridge.py    the footer buttons' JavaScript and the page's stylesheet
 
 Per-session state is a ``handlers.View`` in ``gr.State`` (plus the open chat's id
@@ -18,12 +19,14 @@ import gradio as gr
 from chatui.runtime import Runtime
 from chatui.ui.layout import build_page
 from chatui.ui.wiring import session_owner, wire
+from chatui.uploads import DocumentUploads
 
 __all__ = ["build_ui", "session_owner"]
 
 
 def build_ui(runtime: Runtime) -> gr.Blocks:
     page = build_page(runtime.config)
+    uploads = DocumentUploads(runtime.library, runtime.service.limits)
     with page.blocks:
-        wire(page, runtime.service)
+        wire(page, runtime.service, uploads)
     return page.blocks

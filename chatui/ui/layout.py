@@ -3,7 +3,8 @@
     sidebar   New chat · Search · the conversations, newest first
     main      title (edit to rename) · Delete (asks first)
               the chat · notice line · message box · Send / Stop
-              Settings (closed): model, system prompt, sampling, seed
+              Settings (closed): model, system prompt, sampling, seed, use documents
+              Documents (closed): upload, list, delete, search (``documents``)
               the hidden footer bridge (``bridge``)
 """
 
@@ -16,6 +17,7 @@ import gradio as gr
 
 from chatui.config import Config
 from chatui.ui.bridge import bridge_script
+from chatui.ui.documents import DocumentsPanel, build_documents_panel
 from chatui.ui.screen import FORM_FIELDS, View
 
 LATEX_DELIMITERS: list[dict[str, str | bool]] = [
@@ -24,7 +26,7 @@ LATEX_DELIMITERS: list[dict[str, str | bool]] = [
     {"left": "\\(", "right": "\\)", "display": False},
 ]
 
-SettingsField = gr.Dropdown | gr.Textbox | gr.Number
+SettingsField = gr.Dropdown | gr.Textbox | gr.Number | gr.Checkbox
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class Page:
     send: gr.Button
     stop: gr.Button
     form: tuple[SettingsField, ...]  # in ``FORM_FIELDS`` order
+    documents: DocumentsPanel
     bridge: gr.HTML
 
 
@@ -86,12 +89,14 @@ def build_page(config: Config) -> Page:
             send = gr.Button("Send", variant="primary", scale=1, min_width=90)
             stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False)
         form = _settings_panel(config)
+        documents = build_documents_panel()
         bridge = gr.HTML("", html_template="", js_on_load=bridge_script(), elem_id="chatui-bridge")
     return Page(
         blocks=blocks, view=view, remembered=remembered, new_chat=new_chat, search=search,
         conversations=conversations, title=title, rename=rename, delete=delete,
         confirm_row=confirm_row, confirm_delete=confirm_delete, cancel_delete=cancel_delete,
         chatbot=chatbot, notice=notice, message=message, send=send, stop=stop, form=form,
+        documents=documents,
         bridge=bridge,
     )
 
@@ -120,10 +125,13 @@ def _settings_panel(config: Config) -> tuple[SettingsField, ...]:
                               placeholder=default)
             repeat_penalty = gr.Number(defaults.repeat_penalty, label="Repeat penalty",
                                        minimum=0, step=0.05, placeholder=default)
+        rag_enabled = gr.Checkbox(defaults.rag_enabled, label="Use documents",
+                                  info="Answer from this chat's documents and your library, "
+                                  "citing them as [1], [2], …", elem_id="chatui-rag")
     by_name: dict[str, SettingsField] = {
         "model": model, "system_prompt": system_prompt, "temperature": temperature,
         "top_p": top_p, "max_tokens": max_tokens, "top_k": top_k, "min_p": min_p,
-        "repeat_penalty": repeat_penalty, "seed": seed,
+        "repeat_penalty": repeat_penalty, "seed": seed, "rag_enabled": rag_enabled,
     }
     return tuple(by_name[name] for name in FORM_FIELDS)
 

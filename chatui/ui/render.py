@@ -9,7 +9,7 @@ One tree message can become several chat rows, in this order:
 - the reasoning, as a collapsible "thought" block (open with a spinner while it
   streams, closed once the answer text starts);
 - one collapsible block per tool call (name in the title, arguments as JSON);
-- the cited sources, as one collapsible block;
+- the cited sources, as one collapsible block: "[n] file, page p — passage", n as in the prompt;
 - the text, ending in a footer: model, tokens, tok/s, time to first token, the
   status (stopped, error with its text) and the branch control "◀ 2/3 ▶".
 
@@ -42,6 +42,7 @@ ChatRow = dict[str, Any]
 FOOTER_OPEN = '<div class="chatui-footer">'
 _FOOTER_AT_END = re.compile(r"\s*" + re.escape(FOOTER_OPEN) + r"[\s\S]*$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)", re.MULTILINE)
+SNIPPET_CHARS = 300  # of a source's passage in the Sources block; the prompt has it all
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +133,8 @@ def _assistant_rows(message: Message, position: tuple[int, int]) -> list[ChatRow
                          {"title": title, "status": "done"}))
     if message.sources:
         listing = "\n".join(
-            f"{s.number}. **{s.document}**" + (f", page {s.page}" if s.page else "")
-            + f" — {s.snippet}" for s in message.sources
+            f"- [{s.number}] **{s.document}**" + (f", page {s.page}" if s.page else "")
+            + f" — {_snippet(s.snippet)}" for s in message.sources
         )
         rows.append(_row("assistant", inert_html(listing), {"title": "Sources", "status": "done"}))
     text = _close_open_fence(inert_html(message.content))
@@ -191,6 +192,12 @@ def _row(role: str, text: str, metadata: dict[str, Any] | None = None) -> ChatRo
     if metadata:
         row["metadata"] = metadata
     return row
+
+
+def _snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
+    """A source's passage on one line (its own breaks would end the list), shortened."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= chars else flat[:chars].rsplit(" ", 1)[0] + " …"
 
 
 def _close_open_fence(text: str) -> str:

@@ -25,7 +25,7 @@ from chatui.ui.render import ChatRow, render_conversation
 # The settings panel, in the order of its inputs.
 FORM_FIELDS = (
     "model", "system_prompt", "temperature", "top_p", "max_tokens",
-    "top_k", "min_p", "repeat_penalty", "seed",
+    "top_k", "min_p", "repeat_penalty", "seed", "rag_enabled",
 )
 _INT_FIELDS = {"max_tokens", "top_k", "seed"}
 
@@ -69,6 +69,8 @@ def settings_from_form(values: Sequence[Any], base: Settings) -> Settings:
     for name, value in zip(FORM_FIELDS, values, strict=True):
         if name == "system_prompt":
             changes[name] = value or ""
+        elif name == "rag_enabled":
+            changes[name] = bool(value)
         elif value in (None, ""):
             changes[name] = None
         elif name == "model":

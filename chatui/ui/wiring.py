@@ -20,8 +20,10 @@ import gradio as gr
 
 from chatui.service import ChatService
 from chatui.ui import generation, handlers
+from chatui.ui.documents import wire_documents
 from chatui.ui.layout import Page
 from chatui.ui.screen import FORM_FIELDS, Screen, View, settings_to_form
+from chatui.uploads import DocumentUploads
 
 ANSWERS = "answers"
 
@@ -91,7 +93,7 @@ def _form_updates(screen: Screen) -> list[Any]:
     return result
 
 
-def wire(page: Page, service: ChatService) -> None:
+def wire(page: Page, service: ChatService, uploads: DocumentUploads) -> None:
     outputs = _outputs(page)
     form = list(page.form)
     model = page.form[FORM_FIELDS.index("model")]
@@ -172,5 +174,9 @@ def wire(page: Page, service: ChatService) -> None:
         lambda: gr.update(visible=False), None, page.confirm_row, concurrency_limit=None,
         api_visibility="private",
     ).then(on_delete, [page.view], api_name="delete", **quick)
-    saves = [field.blur for field in page.form if field is not model] + [model.input]
-    gr.on(saves, on_settings, [page.view, *form], api_name="save_settings", **quick)
+    rag = page.form[FORM_FIELDS.index("rag_enabled")]
+    saves = [field.blur for field in page.form  # a Checkbox has no blur
+             if field is not model and not isinstance(field, gr.Checkbox)]
+    gr.on(saves + [model.input, rag.input], on_settings, [page.view, *form],
+          api_name="save_settings", **quick)
+    wire_documents(page, service, uploads, outputs=outputs, shown=updates, owner_of=session_owner)
