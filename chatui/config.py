@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from chatui.tree import Settings
+from chatui.users import read_api_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,11 @@ class Config:
     auth: tuple[tuple[str, str], ...] = ()
     share: bool = False
     api_token: str | None = None
+    api_tokens: tuple[tuple[str, str], ...] = ()  # (user, token) from --api-tokens-file
+    anonymous_users: bool | None = None  # None: when listening beyond loopback
+    user_concurrency: int = 2
+    user_requests_per_minute: int = 20
+    user_max_documents: int = 100
     concurrency_limit: int = 16
     max_queue: int = 64
     context: int = 4096
@@ -87,6 +93,21 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                         help="public share link (refused without --auth)")
     server.add_argument("--api-token", default=env("API_TOKEN"),
                         help="bearer token required on /api (required when not on loopback)")
+    server.add_argument("--api-tokens-file", default=env("API_TOKENS_FILE"),
+                        help="file with one user:token per line: each token acts as that user")
+    server.add_argument("--anonymous-users", action=argparse.BooleanOptionalAction,
+                        default=_flag(env("ANONYMOUS_USERS")),
+                        help="without --auth, give every browser its own anonymous user "
+                             "(default: on when --host is not loopback)")
+    limits = parser.add_argument_group("per-user limits (with --auth or anonymous users; 0: none)")
+    limits.add_argument("--user-concurrency", type=int, default=int(env("USER_CONCURRENCY") or 2),
+                        help="answers one user may have generating at once")
+    limits.add_argument("--user-requests-per-minute", type=int,
+                        default=int(env("USER_REQUESTS_PER_MINUTE") or 20),
+                        help="answers one user may start per minute")
+    limits.add_argument("--user-max-documents", type=int,
+                        default=int(env("USER_MAX_DOCUMENTS") or 100),
+                        help="documents one user may keep")
     server.add_argument("--concurrency-limit", type=int,
                         default=int(env("CONCURRENCY_LIMIT") or 16),
                         help="answers streamed at once across all users")
@@ -103,6 +124,10 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         raw = env(name.upper().replace("-", "_"))
         gen.add_argument(f"--{name}", type=kind, default=kind(raw) if raw else None)
     return parser
+
+
+def _flag(raw: str | None) -> bool | None:
+    return None if raw is None or raw == "" else raw.lower() in ("1", "true", "yes", "on")
 
 
 def _auth_pairs(flags: Sequence[str] | None, auth_file: str | None, environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -135,6 +160,11 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         auth=_auth_pairs(args.auth, args.auth_file, environ),
         share=args.share,
         api_token=args.api_token,
+        api_tokens=read_api_tokens(args.api_tokens_file) if args.api_tokens_file else (),
+        anonymous_users=args.anonymous_users,
+        user_concurrency=args.user_concurrency,
+        user_requests_per_minute=args.user_requests_per_minute,
+        user_max_documents=args.user_max_documents,
         concurrency_limit=args.concurrency_limit,
         max_queue=args.max_queue,
         context=args.context,

@@ -12,6 +12,7 @@
      +-- NotFound                      unknown conversation or message
      +-- ConversationBusy              a generation is already running on this chat
      +-- InvalidRequest                the request itself makes no sense
+     +-- LimitExceeded                 a per-user limit (answers at once, per minute, documents)
 
 Translate these to ``gr.Error`` or HTTP status codes only at the edges (UI, REST).
 """
@@ -72,3 +73,11 @@ class ConversationBusy(ChatError):
 
 class InvalidRequest(ChatError):
     """The request cannot be carried out as asked."""
+
+
+class LimitExceeded(ChatError):
+    """One of the user's limits is reached; ``retry_after`` seconds is when to try again, if known."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)

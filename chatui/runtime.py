@@ -22,6 +22,7 @@ from chatui.client import BackendClient
 from chatui.config import Config
 from chatui.embedded import EmbeddedServer
 from chatui.errors import BackendError
+from chatui.limits import limits_for
 from chatui.retrieval import LibraryRetriever
 from chatui.service import ChatService
 from chatui.store import ConversationStore
@@ -85,6 +86,6 @@ def open_runtime(config: Config) -> Iterator[Runtime]:
         service = ChatService(
             store, backend, default_model=pick_default_model(config, backend),
             defaults=config.defaults, context_tokens=config.context,
-            retriever=LibraryRetriever(library),
+            retriever=LibraryRetriever(library), limits=limits_for(config),
         )
         yield Runtime(config, backend, service, library, embedded)

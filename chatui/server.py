@@ -4,6 +4,11 @@ Both sit on the same ``ChatService`` (and document library), so a chat created
 through one is visible through the other. Gradio's queue is configured so that
 one user's stream never blocks another's (``concurrency_limit`` streams at
 once, ``max_queue`` waiting).
+
+Who a visitor is (``users.identity_mode``): the login name with ``--auth``; a
+signed anonymous cookie (``visitors.py``, read through Gradio's
+``auth_dependency``) when browsers are kept apart without logins; else the
+one local user. ``data_dir`` is blocked from Gradio's file route.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from fastapi import FastAPI
 from chatui.api import build_api
 from chatui.runtime import Runtime
 from chatui.ui import build_ui
+from chatui.visitors import VisitorCookies, anonymous_visitors, visitor_owner
 
 log = logging.getLogger("chatui")
 
@@ -35,9 +41,11 @@ def build_app(runtime: Runtime) -> FastAPI:
     app.include_router(build_api(runtime), prefix="/api/v1")
     blocks = build_ui(runtime)
     blocks.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
-    return gr.mount_gradio_app(
+    visitors = anonymous_visitors(config)  # None unless each browser is its own user
+    app = gr.mount_gradio_app(
         app, blocks, path="/",
         auth=list(config.auth) or None,
+        auth_dependency=visitor_owner(visitors) if visitors else None,
         auth_message="Log in to chatui.",
         allowed_paths=[],
         blocked_paths=[str(config.data_dir)],
@@ -45,6 +53,9 @@ def build_app(runtime: Runtime) -> FastAPI:
         footer_links=[],
         ssr_mode=False,
     )
+    if visitors is not None:
+        app.add_middleware(VisitorCookies, ids=visitors)
+    return app
 
 
 def _open_share_link(server: uvicorn.Server, runtime: Runtime) -> None:

@@ -15,6 +15,10 @@ Rules it keeps:
   partial answer is kept with status "error" and the error text. Stop (or a
   consumer closing the generator) keeps the partial answer as "stopped".
 - ``owner`` scopes every lookup: another owner's conversation is ``NotFound``.
+- Deleting a conversation drops the documents attached to it (``Retriever.forget``).
+- Every generation is admitted by ``limits`` (per-user answers at once and per
+  minute) before anything is stored, and counts until it ends; a refused one
+  raises ``LimitExceeded`` and changes nothing.
 
 Generations are generators of ``Progress``; closing one early stops the
 upstream request and keeps what was streamed.
@@ -33,6 +37,7 @@ from chatui.cache import CachedStore
 from chatui.client import BackendClient, ChatStream
 from chatui.errors import BackendError, ConversationBusy, InvalidRequest, NotFound
 from chatui.events import ContentDelta, ReasoningDelta
+from chatui.limits import Admission, Limits, UserLimits
 from chatui.prompt import build_messages
 from chatui.store import ConversationStore, ConversationSummary
 from chatui.tree import Conversation, Message, Settings, Source
@@ -42,6 +47,10 @@ DEFAULT_ANSWER_TOKENS = 512
 
 class Retriever(Protocol):
     def retrieve(self, query: str, owner: str, conversation_id: str) -> list[Source]: ...
+
+    def forget(self, owner: str, conversation_id: str) -> int:
+        """Drop the documents attached to this conversation alone; how many there were."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +77,7 @@ class Progress:
 class _Running:
     stream: ChatStream | None = None
     stopped: bool = False
+    admission: Admission | None = None
 
 
 class ChatService:
@@ -80,6 +90,7 @@ class ChatService:
         defaults: Settings | None = None,
         retriever: Retriever | None = None,
         context_tokens: int = 4096,
+        limits: Limits | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
@@ -87,13 +98,20 @@ class ChatService:
         self.defaults = defaults or Settings()
         self.retriever = retriever
         self.context_tokens = context_tokens
+        self.limits = limits or Limits(UserLimits.none())
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
 
     # ----- queries -------------------------------------------------------
 
     def conversation(self, conversation_id: str, owner: str | None = None) -> Conversation:
-        conversation = self.store.load(conversation_id)
+        try:
+            conversation = self.store.load(conversation_id)
+        except NotFound:
+            if owner is None:
+                raise
+            # The same words as for another's chat: a guessed id tells nothing.
+            raise NotFound("There is no such conversation.") from None
         if owner is not None and conversation.owner != owner:
             raise NotFound("There is no such conversation.")
         return conversation
@@ -106,6 +124,14 @@ class ChatService:
 
     def models(self) -> list[str]:
         return self.backend.list_models()
+
+    def admit(self, owner: str) -> Admission:
+        """Count an answer against ``owner``'s limits now (``LimitExceeded`` if over).
+
+        For callers that must refuse before they start (a REST stream's status);
+        pass it as ``admission=`` to the generation, which releases it at its end.
+        """
+        return self.limits.admit(owner)
 
     def is_generating(self, conversation_id: str) -> bool:
         with self._lock:
@@ -131,8 +157,11 @@ class ChatService:
         return self._update(conversation_id, owner, lambda c: tree.with_settings(c, settings))
 
     def delete(self, conversation_id: str, owner: str | None = None) -> None:
-        self.conversation(conversation_id, owner)
+        """Delete a conversation and the documents attached to it (not the owner's library)."""
+        conversation = self.conversation(conversation_id, owner)
         self.store.delete(conversation_id)
+        if self.retriever is not None:
+            self.retriever.forget(conversation.owner, conversation_id)
 
     def switch_branch(
         self, conversation_id: str, message_id: str, owner: str | None = None
@@ -187,6 +216,7 @@ class ChatService:
         parent_id: str | None = None,
         branch_from_current: bool = True,
         settings: Settings | None = None,
+        admission: Admission | None = None,
     ) -> Iterator[Progress]:
         """Add a user message (under the current leaf, or ``parent_id``) and answer it."""
         if not text.strip():
@@ -197,6 +227,7 @@ class ChatService:
                 parent_id = conversation.current_leaf_id
             if parent_id is not None:
                 conversation.message(parent_id)
+            running.admission = admission or self.limits.admit(conversation.owner)
             if not conversation.messages and conversation.title == "New chat":
                 conversation = tree.rename(conversation, tree.title_from(text))
             user = tree.make_message("user", text, parent_id)
@@ -205,7 +236,8 @@ class ChatService:
             yield from self._answer(running, conversation, user.id, settings)
 
     def edit(
-        self, conversation_id: str, message_id: str, text: str, *, owner: str | None = None
+        self, conversation_id: str, message_id: str, text: str, *, owner: str | None = None,
+        admission: Admission | None = None,
     ) -> Iterator[Progress]:
         """A new sibling of a user message with ``text``, then a fresh answer."""
         original = self.conversation(conversation_id, owner).message(message_id)
@@ -213,7 +245,7 @@ class ChatService:
             raise InvalidRequest("Only your own messages can be edited.")
         return self.send(
             conversation_id, text, owner=owner, parent_id=original.parent_id,
-            branch_from_current=False,
+            branch_from_current=False, admission=admission,
         )
 
     def regenerate(
@@ -223,6 +255,7 @@ class ChatService:
         *,
         owner: str | None = None,
         model: str | None = None,
+        admission: Admission | None = None,
     ) -> Iterator[Progress]:
         """A new answer beside an assistant message; the old one stays."""
         with self._claim(conversation_id) as running:
@@ -230,11 +263,13 @@ class ChatService:
             answer = conversation.message(message_id)
             if answer.role != "assistant" or answer.parent_id is None:
                 raise InvalidRequest("Only an answer can be regenerated.")
+            running.admission = admission or self.limits.admit(conversation.owner)
             settings = replace(conversation.settings, model=model) if model else None
             yield from self._answer(running, conversation, answer.parent_id, settings)
 
     def continue_answer(
-        self, conversation_id: str, message_id: str, *, owner: str | None = None
+        self, conversation_id: str, message_id: str, *, owner: str | None = None,
+        admission: Admission | None = None,
     ) -> Iterator[Progress]:
         """Generate more text at the end of an assistant message."""
         with self._claim(conversation_id) as running:
@@ -242,6 +277,7 @@ class ChatService:
             answer = conversation.message(message_id)
             if answer.role != "assistant":
                 raise InvalidRequest("Only an answer can be continued.")
+            running.admission = admission or self.limits.admit(conversation.owner)
             yield from self._answer(running, conversation, answer.parent_id, None, answer)
 
     def answer(
@@ -251,12 +287,14 @@ class ChatService:
         *,
         owner: str | None = None,
         model: str | None = None,
+        admission: Admission | None = None,
     ) -> Iterator[Progress]:
         """An answer to a user message, e.g. one whose first answer failed."""
         with self._claim(conversation_id) as running:
             conversation = self.conversation(conversation_id, owner)
             if conversation.message(message_id).role != "user":
                 raise InvalidRequest("Only your own messages can be answered.")
+            running.admission = admission or self.limits.admit(conversation.owner)
             settings = replace(conversation.settings, model=model) if model else None
             yield from self._answer(running, conversation, message_id, settings)
 
@@ -387,7 +425,9 @@ class _Claim:
 
     def __exit__(self, *exc: object) -> None:
         with self._service._lock:
-            self._service._running.pop(self._id, None)
+            running = self._service._running.pop(self._id, None)
+        if running is not None and running.admission is not None:
+            running.admission.release()
 
 
 def _has_output(accumulator: Accumulator) -> bool:

@@ -93,6 +93,11 @@ class Library:
             records = self._catalog.visible(owner, conversation_id)
         return [_info(r) for r in sorted(records, key=lambda r: r.added_at)]
 
+    def document_count(self, owner: str) -> int:
+        """How many documents ``owner`` keeps, in their library and all their conversations."""
+        with self._lock:
+            return sum(1 for r in self._catalog.documents.values() if r.owner == owner)
+
     def search(
         self,
         query: str,

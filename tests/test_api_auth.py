@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chatui.api.auth import is_loopback, request_owner, required_token
+from chatui.api.auth import is_loopback, required_token
 from chatui.config import Config
 from tests.apiharness import Api, running_api
 from tests.fakebackend import FakeBackend
@@ -115,5 +115,15 @@ def test_build_api_refuses_to_start_exposed_without_a_token(
         pass
 
 
-def test_every_call_is_the_local_owner_for_now() -> None:
-    assert request_owner(None) == "local"  # type: ignore[arg-type]
+def test_an_open_api_acts_for_the_local_user_the_web_ui_uses(
+    fake_backend: FakeBackend, tmp_path: Path
+) -> None:
+    with running_api(fake_backend.base_url, tmp_path) as api:
+        chat = api.new_chat(title="Mine")
+        assert api.service.conversation(chat["id"]).owner == "local"
+        assert [c["id"] for c in api.http.get("/chats").json()] == [chat["id"]]
+
+
+def test_the_single_api_token_acts_for_the_local_user(api: Api) -> None:
+    chat = api.http.post("/chats/new", json={}, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert api.service.conversation(chat.json()["id"]).owner == "local"

@@ -218,6 +218,9 @@ class _StaticRetriever:
         self.queries.append((query, owner, conversation_id))
         return [Source(1, "notes.md", None, "The launch code is 4242.", 0.9)]
 
+    def forget(self, owner: str, conversation_id: str) -> int:
+        return 0
+
 
 def test_rag_sources_go_into_the_prompt_and_onto_the_answer(
     service: ChatService, fake_backend: FakeBackend

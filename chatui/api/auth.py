@@ -3,45 +3,40 @@
 The API is open only while the app can be reached from this machine alone:
 the server listens on a loopback address (127.0.0.0/8, ::1, "localhost") and
 no share link is open. Otherwise every call needs ``Authorization: Bearer
-<token>`` with the token from ``--api-token`` / ``CHATUI_API_TOKEN``, and a
-configured token is required on loopback too. Starting exposed without a token
-is refused (``SystemExit`` with what to do): a generated token printed to a log
-is too easy to leak and too easy to miss.
+<token>`` with the token from ``--api-token`` / ``CHATUI_API_TOKEN`` or a
+user's own from ``--api-tokens-file``, and a configured token is required on
+loopback too. Starting exposed without a token is refused (``SystemExit`` with
+what to do): a generated token printed to a log is too easy to leak and too
+easy to miss.
 
-Tokens are compared with ``secrets.compare_digest`` (constant time).
+Tokens are compared with ``secrets.compare_digest`` (constant time), every
+configured token each time, so the time taken does not say which one matched.
 
-``request_owner`` says whose conversations a call sees. Every API call is
-"local" for now; mapping tokens to users later changes that function only.
+``request_owner`` says whose conversations a call sees: the owner of its token
+(``--api-token`` is "local", each line of ``--api-tokens-file`` is that user),
+or "local" while the API is open.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from fastapi import Request
 
 from chatui.api.errors import Unauthorized
 from chatui.config import Config
+from chatui.users import LOCAL_OWNER, is_loopback
 
-LOCAL_OWNER = "local"
-
-
-def is_loopback(host: str) -> bool:
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False  # a host name or 0.0.0.0-like wildcard: reachable from elsewhere
+__all__ = ["bearer_check", "is_loopback", "request_owner", "required_token", "token_owners"]
 
 
 def required_token(config: Config) -> str | None:
     """The token every call must carry, or None when the API is open (loopback only)."""
     if config.api_token:
         return config.api_token
+    if config.api_tokens:
+        return None  # users' own tokens guard the API (see ``token_owners``)
     if config.share or not is_loopback(config.host):
         where = "through a public share link" if config.share else f"on {config.host}"
         raise SystemExit(
@@ -52,22 +47,43 @@ def required_token(config: Config) -> str | None:
     return None
 
 
-def bearer_check(token: str | None) -> Callable[[Request], None]:
-    """A function that raises ``Unauthorized`` unless the request carries ``token``."""
-    if token is None:
+def token_owners(config: Config) -> dict[str, str]:
+    """Bearer token -> owner; empty while the API is open. SystemExit if it must not be open."""
+    owners = {token: user for user, token in config.api_tokens}
+    token = required_token(config)
+    if token is not None:
+        owners[token] = LOCAL_OWNER
+    return owners
+
+
+def bearer_check(tokens: Mapping[str, str] | str | None) -> Callable[[Request], None]:
+    """A function that raises ``Unauthorized`` unless the request carries one of ``tokens``.
+
+    It notes the token's owner on the request for ``request_owner``. A single
+    token (a string) stands for the local owner.
+    """
+    if isinstance(tokens, str):
+        tokens = {tokens: LOCAL_OWNER}
+    if not tokens:
         return lambda request: None
-    expected = token.encode()
+    expected = [(token.encode(), owner) for token, owner in tokens.items()]
 
     def authorize(request: Request) -> None:
         scheme, _, given = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not given.strip():
             raise Unauthorized("This API needs 'Authorization: Bearer <token>'.")
-        if not secrets.compare_digest(given.strip().encode(), expected):
+        presented = given.strip().encode()
+        owner = None
+        for token, candidate in expected:  # all of them: the time says nothing
+            if secrets.compare_digest(presented, token):
+                owner = candidate
+        if owner is None:
             raise Unauthorized("The bearer token is not valid.")
+        request.state.chatui_owner = owner
 
     return authorize
 
 
 def request_owner(request: Request) -> str:
     """Whose conversations this call may see and change."""
-    return LOCAL_OWNER
+    return str(getattr(request.state, "chatui_owner", LOCAL_OWNER))

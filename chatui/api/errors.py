@@ -7,6 +7,7 @@ Every error the API answers has the body ``{"error": {"type": ..., "message": ..
     409 conversation_busy     an answer is already being generated in this chat
     409 answer_stopped        the answer was stopped before its first token
     422 invalid_request       the body or query does not validate, is no JSON, or makes no sense
+    429 limit_exceeded        a per-user limit: answers at once or per minute (Retry-After if known)
     502 backend_http_error    the model server answered with an error status
     502 backend_stream_error  the model server reported an error mid-stream
     502 stream_protocol_error the model server sent something unreadable
@@ -41,6 +42,7 @@ from chatui.errors import (
     ChatError,
     ConversationBusy,
     InvalidRequest,
+    LimitExceeded,
     NotFound,
     StoreError,
     StreamProtocolError,
@@ -62,6 +64,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (NotFound, 404, "not_found"),
     (ConversationBusy, 409, "conversation_busy"),
     (InvalidRequest, 422, "invalid_request"),
+    (LimitExceeded, 429, "limit_exceeded"),
     (BackendUnavailable, 503, "backend_unavailable"),
     (BackendTimeout, 504, "backend_timeout"),
     (BackendHTTPError, 502, "backend_http_error"),
@@ -89,6 +92,8 @@ def error_response(error: Exception) -> JSONResponse:
     status, kind = status_and_type(error)
     message = str(error) or "Something went wrong."
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(error, LimitExceeded) and error.retry_after is not None:
+        headers = {"Retry-After": str(round(error.retry_after))}
     return JSONResponse(error_body(kind, message), status_code=status, headers=headers)
 
 

@@ -25,7 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPBearer
 
 from chatui import codec, tree
-from chatui.api.auth import bearer_check, request_owner, required_token
+from chatui.api.auth import bearer_check, request_owner, token_owners
 from chatui.api.errors import AnswerStopped, error_translating_route
 from chatui.api.generation import Generation
 from chatui.api.schemas import (
@@ -65,6 +65,8 @@ def _errors(*statuses: int, by_ref: bool = False) -> dict[int | str, dict[str, A
         409: "An answer is already being generated in this chat (`conversation_busy`); "
              "wait for it or stop it. Also `answer_stopped`: stopped before its first token.",
         422: "The request does not validate or makes no sense (`invalid_request`).",
+        429: "A per-user limit is reached (`limit_exceeded`): answers at once or per minute. "
+             "`Retry-After` says when to try again, when known.",
         502: "The model server answered with an error, or sent an unreadable stream.",
         503: "The model server cannot be reached.",
         504: "The model server did not answer in time.",
@@ -75,7 +77,7 @@ def _errors(*statuses: int, by_ref: bool = False) -> dict[int | str, dict[str, A
     return {s: {"description": descriptions[s], "content": json_error} for s in statuses}
 
 
-GENERATION_ERRORS = (404, 409, 422, 502, 503, 504)
+GENERATION_ERRORS = (404, 409, 422, 429, 502, 503, 504)
 
 STREAM_DESCRIPTION = """Like `/message`, as server-sent events (`text/event-stream`):
 
@@ -116,11 +118,11 @@ class _Reservations:
 def build_api(runtime: Runtime) -> APIRouter:
     """The /api/v1 router. Raises SystemExit if the API would be exposed without a token."""
     service = runtime.service
-    token = required_token(runtime.config)
+    tokens = token_owners(runtime.config)
     router = APIRouter(
-        route_class=error_translating_route(bearer_check(token)),
-        dependencies=[Depends(HTTPBearer(auto_error=False))] if token else [],
-        responses=_errors(401, by_ref=True) if token else {},
+        route_class=error_translating_route(bearer_check(tokens)),
+        dependencies=[Depends(HTTPBearer(auto_error=False))] if tokens else [],
+        responses=_errors(401, by_ref=True) if tokens else {},
     )
     reservations = _Reservations(service)
 
@@ -134,8 +136,8 @@ def build_api(runtime: Runtime) -> APIRouter:
                 f"The model server has no model {model!r}; it offers: {', '.join(models)}."
             )
 
-    def plan(chat_id: str, body: MessageCreate, owner: str) -> Callable[[], Iterator[Progress]]:
-        """Check the request against the chat; the generation to start."""
+    def plan(chat_id: str, body: MessageCreate, owner: str) -> Callable[..., Iterator[Progress]]:
+        """Check the request against the chat; the generation to start (takes ``admission=``)."""
         conversation = service.conversation(chat_id, owner)
         overrides = body.overrides()
         if "model" in overrides:
@@ -165,9 +167,19 @@ def build_api(runtime: Runtime) -> APIRouter:
         steps = await run_in_threadpool(plan, chat_id, body, owner)
         reservations.reserve(chat_id)
         try:
-            return Generation(service, chat_id, steps, partial(reservations.release, chat_id))
+            admission = service.admit(owner)  # over a limit: 429 before any stream begins
         except BaseException:
             reservations.release(chat_id)
+            raise
+
+        def ended() -> None:
+            reservations.release(chat_id)
+            admission.release()
+
+        try:
+            return Generation(service, chat_id, partial(steps, admission=admission), ended)
+        except BaseException:
+            ended()
             raise
 
     @router.get("/chats", summary="List chats", response_model=list[ChatSummaryRecord])

@@ -1,0 +1,88 @@
+"""Anonymous visitors at the web edge: a signed cookie that Gradio reads as the user name.
+
+When visitors are kept apart without logins (``users.identity_mode`` is
+"anonymous"), ``VisitorCookies`` (ASGI middleware) makes sure every request to
+the web UI carries a valid ``chatui_visitor`` cookie: a browser without one, or
+with a forged one, gets a fresh id, in the same request (so the page it asked
+for is already theirs) and in a ``Set-Cookie`` for the next. ``visitor_owner(ids)`` is
+passed to ``gr.mount_gradio_app(auth_dependency=...)``, so every Gradio event
+sees the visitor as ``gr.Request.username`` ("anon:..."), the same way a login
+name arrives with ``--auth``.
+
+Why a cookie rather than ``gr.BrowserState``: a BrowserState value is written
+by the page's JavaScript (its "secret" is sent to the browser) and reaches
+only the events that list it as an input, so every handler would have to take
+it, and a restarted server would not know an open page. A cookie comes with
+every request, HttpOnly (no script reads it) and SameSite=Lax (no other site
+sends it). Both live in the visitor's browser and survive a reload.
+
+The REST API (/api/...) is left alone: API callers are known by their tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.requests import HTTPConnection, cookie_parser
+
+from chatui.config import Config
+from chatui.users import VisitorIds, identity_mode, load_secret
+
+COOKIE = "chatui_visitor"
+MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
+API_PREFIX = "/api/"
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+
+def visitor_owner(ids: VisitorIds) -> Callable[[HTTPConnection], str | None]:
+    """Gradio's ``auth_dependency``: the visitor a request comes from."""
+
+    def owner(connection: HTTPConnection) -> str | None:
+        return ids.owner(connection.cookies.get(COOKIE))
+
+    return owner
+
+
+class VisitorCookies:
+    """ASGI middleware: each browser of the web UI is one anonymous visitor."""
+
+    def __init__(self, app: ASGIApp, ids: VisitorIds) -> None:
+        self.app = app
+        self.ids = ids
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(API_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        headers: list[tuple[bytes, bytes]] = list(scope.get("headers", []))
+        cookie_header = b"; ".join(value for name, value in headers if name == b"cookie")
+        if self.ids.owner(cookie_parser(cookie_header.decode("latin-1")).get(COOKIE)):
+            await self.app(scope, receive, send)
+            return
+        value = self.ids.new()
+        # The last one wins when a header names the cookie twice (a forged one first).
+        fresh = (cookie_header + b"; " if cookie_header else b"") + f"{COOKIE}={value}".encode()
+        scope = dict(scope)
+        scope["headers"] = [(n, v) for n, v in headers if n != b"cookie"] + [(b"cookie", fresh)]
+        set_cookie = (f"{COOKIE}={value}; Path=/; Max-Age={MAX_AGE}; HttpOnly; SameSite=Lax")
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] in ("http.response.start", "websocket.accept"):
+                message = dict(message)
+                message["headers"] = [*message.get("headers", []),
+                                      (b"set-cookie", set_cookie.encode("latin-1"))]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
+
+
+def anonymous_visitors(config: Config) -> VisitorIds | None:
+    """The signer of visitor cookies when browsers are kept apart without logins, else None."""
+    if identity_mode(config) != "anonymous":
+        return None
+    return VisitorIds(load_secret(config.data_dir))

@@ -1,0 +1,175 @@
+"""Per-user limits: the counts themselves, and the chat service admitting every answer through them."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chatui import tree
+from chatui.client import BackendClient
+from chatui.config import Config
+from chatui.errors import LimitExceeded
+from chatui.limits import Limits, UserLimits, limits_for
+from chatui.service import ChatService
+from chatui.store import ConversationStore
+from tests.fakebackend import FakeBackend, Script
+
+pytestmark = pytest.mark.timeout(30)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_answers_at_once_are_counted_per_user() -> None:
+    limits = Limits(UserLimits(concurrent_answers=2, answers_per_minute=0))
+    first, second = limits.admit("alice"), limits.admit("alice")
+    with pytest.raises(LimitExceeded, match="already have 2 answers being generated"):
+        limits.admit("alice")
+    with limits.admit("bob"):  # someone else is not affected
+        assert limits.running("bob") == 1
+    first.release()
+    first.release()  # twice is once
+    assert limits.running("alice") == 1
+    limits.admit("alice").release()
+    second.release()
+    assert limits.running("alice") == 0
+
+
+def test_answers_per_minute_slide_and_say_when_to_retry() -> None:
+    clock = FakeClock()
+    limits = Limits(UserLimits(concurrent_answers=0, answers_per_minute=3), clock=clock)
+    for second in range(3):
+        clock.now = 1000.0 + second
+        limits.admit("alice").release()
+    clock.now = 1010.0
+    with pytest.raises(LimitExceeded, match="started 3 answers in the last minute") as refused:
+        limits.admit("alice")
+    assert refused.value.retry_after == 50  # the first one leaves the window at 1060
+    limits.admit("bob").release()
+    with pytest.raises(LimitExceeded):  # a refused attempt does not push the window out
+        limits.admit("alice")
+    clock.now = 1060.0
+    limits.admit("alice").release()
+    with pytest.raises(LimitExceeded):
+        limits.admit("alice")
+
+
+def test_documents_limit_says_how_many_more_fit() -> None:
+    limits = Limits(UserLimits(max_documents=5))
+    limits.check_documents("alice", stored=3, adding=2)
+    with pytest.raises(LimitExceeded, match="only 2 more can be added"):
+        limits.check_documents("alice", stored=3, adding=3)
+    with pytest.raises(LimitExceeded, match="no more can be added"):
+        limits.check_documents("alice", stored=5, adding=1)
+
+
+def test_zero_means_no_limit_and_the_local_user_has_none() -> None:
+    limits = Limits(UserLimits.none())
+    held = [limits.admit("local") for _ in range(100)]
+    limits.check_documents("local", stored=10_000, adding=10_000)
+    assert limits.running("local") == 100
+    for admission in held:
+        admission.release()
+    assert limits_for(Config()).settings == UserLimits.none()
+    shared = limits_for(Config(auth=(("a", "b"),), user_concurrency=3,
+                               user_requests_per_minute=7, user_max_documents=9))
+    assert shared.settings == UserLimits(3, 7, 9)
+    assert limits_for(Config(anonymous_users=True)).settings == UserLimits()
+
+
+# ----- through the chat service ------------------------------------------------------
+
+
+@pytest.fixture
+def service(fake_backend: FakeBackend, tmp_path: Path) -> Iterator[ChatService]:
+    client = BackendClient(fake_backend.base_url, first_token_timeout=5, stall_timeout=5)
+    store = ConversationStore(tmp_path / "data")
+    limits = Limits(UserLimits(concurrent_answers=1, answers_per_minute=0))
+    yield ChatService(store, client, default_model="fake-model", limits=limits)
+    client.close()
+    store.close()
+
+
+def test_a_user_at_the_limit_is_refused_before_anything_is_stored(
+    service: ChatService, fake_backend: FakeBackend
+) -> None:
+    fake_backend.enqueue(Script.stall(after_chunks=1, seconds=20, text="one two three"))
+    first, second = service.create("alice"), service.create("alice")
+    theirs = service.create("bob")
+    running = service.send(first.id, "a long answer, please", owner="alice")
+    next(running)  # the first token has arrived: alice has one answer streaming
+    with pytest.raises(LimitExceeded, match="already have 1 answer being generated"):
+        next(service.send(second.id, "and another", owner="alice"))
+    assert service.conversation(second.id).messages == {}  # nothing stored, title unchanged
+    assert service.conversation(second.id).title == "New chat"
+    assert not service.is_generating(second.id)
+
+    bobs = list(service.send(theirs.id, "hello", owner="bob"))  # bob is served meanwhile
+    assert bobs[-1].done and bobs[-1].message.content == "Hello from the fake backend."
+
+    running.close()  # Stop: the slot is free again
+    assert service.limits.running("alice") == 0
+    answered = list(service.send(second.id, "and another", owner="alice"))
+    assert answered[-1].message.status == "complete"
+
+
+def test_every_kind_of_answer_counts(service: ChatService, fake_backend: FakeBackend) -> None:
+    fake_backend.enqueue(Script.text_answer("first answer"),
+                         Script.stall(after_chunks=1, seconds=20, text="held answer here"))
+    chat, other = service.create("alice"), service.create("alice")
+    list(service.send(chat.id, "question", owner="alice"))
+    answer = tree.active_path(service.conversation(chat.id))[-1]
+    held = service.send(other.id, "hold this", owner="alice")
+    next(held)
+    attempts = {
+        "regenerate": lambda: service.regenerate(chat.id, answer.id, owner="alice"),
+        "continue": lambda: service.continue_answer(chat.id, answer.id, owner="alice"),
+        "answer": lambda: service.answer(chat.id, answer.parent_id or "", owner="alice"),
+        "edit": lambda: service.edit(chat.id, answer.parent_id or "", "new", owner="alice"),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(LimitExceeded):
+            next(attempt())
+        assert len(service.conversation(chat.id).messages) == 2, name
+    held.close()
+
+
+def test_two_threads_racing_for_the_last_slot_get_it_once(
+    service: ChatService, fake_backend: FakeBackend
+) -> None:
+    fake_backend.enqueue(*[Script.stall(after_chunks=1, seconds=20) for _ in range(8)])
+    chats = [service.create("alice") for _ in range(8)]
+    barrier = threading.Barrier(8)
+    outcomes: list[str] = []
+    generations = []
+    lock = threading.Lock()
+
+    def race(chat_id: str) -> None:
+        steps = service.send(chat_id, "go", owner="alice")
+        barrier.wait()
+        try:
+            next(steps)
+            result = "streaming"
+        except LimitExceeded:
+            result = "refused"
+        with lock:
+            outcomes.append(result)
+            generations.append(steps)
+
+    threads = [threading.Thread(target=race, args=(chat.id,)) for chat in chats]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * 7 + ["streaming"]
+    for steps in generations:
+        steps.close()
+    assert service.limits.running("alice") == 0
