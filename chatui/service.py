@@ -258,14 +258,12 @@ class ChatService:
         admission: Admission | None = None,
     ) -> Iterator[Progress]:
         """A new answer beside an assistant message; the old one stays."""
-        with self._claim(conversation_id) as running:
-            conversation = self.conversation(conversation_id, owner)
-            answer = conversation.message(message_id)
-            if answer.role != "assistant" or answer.parent_id is None:
-                raise InvalidRequest("Only an answer can be regenerated.")
-            running.admission = admission or self.limits.admit(conversation.owner)
-            settings = replace(conversation.settings, model=model) if model else None
-            yield from self._answer(running, conversation, answer.parent_id, settings)
+        answer = self.conversation(conversation_id, owner).message(message_id)
+        if answer.role != "assistant" or answer.parent_id is None:
+            raise InvalidRequest("Only an answer can be regenerated.")
+        return self.answer(
+            conversation_id, answer.parent_id, owner=owner, model=model, admission=admission
+        )
 
     def continue_answer(
         self, conversation_id: str, message_id: str, *, owner: str | None = None,
