@@ -6,6 +6,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from rag_index import RagError
+
 from chatui.config import parse_config
 from chatui.embedded import EmbeddedServerError
 from chatui.runtime import exit_on_sigterm, open_runtime
@@ -24,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from chatui.server import serve
 
             return serve(runtime)
-    except EmbeddedServerError as error:
+    except (EmbeddedServerError, RagError) as error:
         print(f"chatui: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -9,8 +9,9 @@ conversation's attachments (its owner's library stays).
 
 from __future__ import annotations
 
-from rag_index import Hit, Library
+from rag_index import Hit, Library, RagError
 
+from chatui.errors import ChatError
 from chatui.tree import Source
 
 DEFAULT_K = 5
@@ -31,9 +32,12 @@ class LibraryRetriever:
         self.min_score = min_score
 
     def retrieve(self, query: str, owner: str, conversation_id: str) -> list[Source]:
-        hits = self.library.search(
-            query, owner, conversation_id, k=self.k, mode="hybrid", min_score=self.min_score
-        )
+        try:
+            hits = self.library.search(
+                query, owner, conversation_id, k=self.k, mode="hybrid", min_score=self.min_score
+            )
+        except RagError as error:  # e.g. the embedding model cannot be loaded
+            raise ChatError(f"Searching your documents failed: {error}") from error
         return [source_of(hit, number) for number, hit in enumerate(hits, start=1)]
 
     def forget(self, owner: str, conversation_id: str) -> int:

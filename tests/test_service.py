@@ -242,3 +242,28 @@ def _wait_for(condition, seconds: float = 5.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.05)
+
+
+def test_a_broken_document_index_is_reported_in_words(
+    service: ChatService, fake_backend: FakeBackend, tmp_path: Path
+) -> None:
+    from rag_index import Library, ModelUnavailable
+
+    from chatui.errors import ChatError
+    from chatui.retrieval import LibraryRetriever
+
+    class _NoModel:
+        dimension = 384
+        max_tokens = 256
+
+        def encode_query(self, text: str):  # noqa: ANN202 - the embedder's duck type
+            raise ModelUnavailable("The embedding model could not be loaded.")
+
+        encode = token_spans = encode_query
+
+    service.retriever = LibraryRetriever(Library(tmp_path / "docs", _NoModel()))  # type: ignore[arg-type]
+    chat = service.create(settings=Settings(rag_enabled=True))
+    with pytest.raises(ChatError, match="Searching your documents failed"):
+        _drain(service.send(chat.id, "What is in my files?"))
+    assert fake_backend.requests == []
+    assert [m.role for m in service.conversation(chat.id).messages.values()] == ["user"]
