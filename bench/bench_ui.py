@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,6 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -49,68 +47,11 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from chatui.embedded import free_port  # noqa: E402
+from synthetic import serve_synthetic  # noqa: E402  (bench/ is on the path)
+
 TOKEN = re.compile(r"\bt\d+\b")
 FOOTER = '<div class="chatui-footer">'
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-# ----- the synthetic model server -------------------------------------------------
-
-
-def serve_synthetic(port: int, rate: float) -> None:
-    """Stream ``max_tokens`` tokens "t0 t1 ..." at ``rate`` per second, on a fixed schedule."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            body = json.dumps({"object": "list", "data": [{"id": "synthetic"}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def do_POST(self) -> None:
-            request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            tokens = int(request.get("max_tokens") or 1000)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            started = time.monotonic()
-            try:
-                for number in range(tokens):
-                    delay = started + number / rate - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-                    chunk = {"model": "synthetic", "choices": [
-                        {"index": 0, "delta": {"content": f"t{number} "}, "finish_reason": None}]}
-                    self._write(f"data: {json.dumps(chunk)}\n\n")
-                end = {"model": "synthetic", "choices": [
-                    {"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                self._write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n")
-                self.wfile.write(b"0\r\n\r\n")
-            except (BrokenPipeError, ConnectionResetError):
-                self.close_connection = True
-
-        def _write(self, text: str) -> None:
-            data = text.encode()
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-
-    Server(("127.0.0.1", port), Handler).serve_forever()
 
 
 # ----- measuring ----------------------------------------------------------------------
