@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator
 from chatui.service import Progress
 
 _END = object()
-_DUE = object()
 
 
 class Pump:
@@ -74,31 +73,47 @@ class Pump:
                 timeout = max(0.0, quiet_at - time.monotonic())
             else:
                 timeout = None
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = _DUE
-            if item is _END:
-                break
-            if item is _DUE and waiting is None:
-                quiet_at = None
-                yield None
-                continue
-            if isinstance(item, Exception):
-                failure = item
-                continue
-            if isinstance(item, Progress):
-                if item.done or _size(item) == shown_size:
+            items = self._take(timeout)
+            if not items:
+                if waiting is None:
+                    quiet_at = None
+                    yield None
                     continue
-                waiting = item
+            ended = False
+            for item in items:  # everything queued since the last frame: keep the newest step
+                if item is _END:
+                    ended = True
+                elif isinstance(item, Exception):
+                    failure = item
+                elif isinstance(item, Progress) and not item.done and _size(item) != shown_size:
+                    waiting = item
+            if ended:
+                break
+            if waiting is not None:
                 if shown_size and time.monotonic() - shown_at < interval:
                     continue
-            if waiting is not None:
                 shown_size, shown_at, quiet_at = _size(waiting), time.monotonic(), None
                 yield waiting
                 waiting = None
         if failure is not None:
             raise failure
+
+    def _take(self, timeout: float | None) -> list[object]:
+        """The next item (waiting up to ``timeout``) and every item queued behind it.
+
+        Taking them all at once is what keeps a slow page current: when sending a
+        frame takes longer than ``interval``, the steps that arrived meanwhile are
+        collapsed into the newest, instead of being shown one per frame.
+        """
+        try:
+            items = [self._queue.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                return items
 
     def cancel(self) -> None:
         """Stop the generation if it still runs (it is the conversation's only one)."""

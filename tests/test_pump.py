@@ -1,0 +1,78 @@
+"""The page always shows the newest state: a slow reader skips stale steps.
+
+When Gradio takes longer than a frame to send a screen, the steps that arrived
+meanwhile must collapse into the newest one. Before, the reader took the oldest
+queued step each frame, so a 1,000-token answer advanced one token per frame.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from chatui.service import Progress
+from chatui.tree import Message, new_conversation
+from chatui.ui.pump import Pump
+
+TOKENS = 400
+
+
+def _answer(conversation: object, text: str) -> Message:
+    return Message(id="a", parent_id=None, role="assistant", content=text, created_at=0.0)
+
+
+def _steps(first_shown: threading.Event, burst_done: threading.Event,
+           second_shown: threading.Event) -> Iterator[Progress]:
+    """One token, then (while the page sends it) all the others, then the end."""
+    conversation = new_conversation()
+    text = ""
+    for number in range(TOKENS):
+        if number == 1:
+            assert first_shown.wait(timeout=60)
+        text += f"t{number} "
+        yield Progress(conversation, _answer(conversation, text), content_delta=f"t{number} ")
+    burst_done.set()
+    second_shown.wait(timeout=60)
+
+
+def test_a_slow_reader_gets_the_newest_step_not_the_oldest() -> None:
+    first_shown, burst_done, second_shown = threading.Event(), threading.Event(), threading.Event()
+    pump = Pump(lambda: _steps(first_shown, burst_done, second_shown), stop=lambda: None)
+    shown: list[str] = []
+    for step in pump.steps(interval=0.0, quiet_after=60.0):
+        assert step is not None
+        shown.append(step.message.content)
+        if len(shown) == 1:
+            first_shown.set()
+            assert burst_done.wait(timeout=60)  # the page was slow: every token came meanwhile
+        else:
+            second_shown.set()
+    assert len(shown) == 2, f"{len(shown)} frames: stale steps were shown one per frame"
+    assert shown[0] == "t0 "
+    assert shown[1].endswith(f"t{TOKENS - 1} ")
+
+
+def test_frames_only_grow() -> None:
+    first_shown, burst_done, second_shown = threading.Event(), threading.Event(), threading.Event()
+    first_shown.set()
+    second_shown.set()
+    pump = Pump(lambda: _steps(first_shown, burst_done, second_shown), stop=lambda: None)
+    sizes = [len(step.message.content) for step in pump.steps(0.0, 60.0) if step is not None]
+    assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
+    assert burst_done.is_set()
+
+
+def test_an_error_of_the_generation_is_raised_after_the_steps() -> None:
+    def failing() -> Iterator[Progress]:
+        conversation = new_conversation()
+        yield Progress(conversation, _answer(conversation, "partial"), content_delta="partial")
+        raise RuntimeError("upstream broke")
+
+    pump = Pump(failing, stop=lambda: None)
+    try:
+        for _ in pump.steps(0.0, 60.0):
+            pass
+    except RuntimeError as error:
+        assert "upstream broke" in str(error)
+    else:
+        raise AssertionError("the generation's error was swallowed")
