@@ -9,6 +9,22 @@ Who a visitor is (``users.identity_mode``): the login name with ``--auth``; a
 signed anonymous cookie (``visitors.py``, read through Gradio's
 ``auth_dependency``) when browsers are kept apart without logins; else the
 one local user. ``data_dir`` is blocked from Gradio's file route.
+
+Where a visitor comes from is the connection's address; ``X-Forwarded-For``
+counts only from ``--trusted-proxies`` (``visitors.ClientAddresses``), so
+uvicorn's own proxy-header handling (which trusts loopback) is turned off.
+
+Every response carries a Content-Security-Policy that lets images load from
+this app (and ``--allowed-image-hosts``) alone (``csp.py``): a second wall
+behind ``sanitize.py`` against images that leak a chat to another server.
+
+Uploads (``uploads.py``): a file reaches the documents only if Gradio's upload
+route wrote it for the same owner (``upload_route.UploadReceipts`` records
+each one). Gradio's own check that an event's files were uploaded is switched
+on too (it runs only in a "launched" app, and a mounted one never is). The
+route takes files up to ``UPLOAD_HARD_CAP`` times ``--max-upload-mb``: the
+browser and the route refuse a whole batch for one file over their limit,
+while the library refuses a file over ``--max-upload-mb`` alone, by name.
 """
 
 from __future__ import annotations
@@ -21,13 +37,26 @@ import time
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI
+from starlette.routing import Mount
 
 from chatui.api import build_api
+from chatui.csp import ImagePolicy
 from chatui.runtime import Runtime
 from chatui.ui import build_ui
-from chatui.visitors import VisitorCookies, anonymous_visitors, visitor_owner
+from chatui.upload_route import UploadReceipts, gradio_owner
+from chatui.uploads import DocumentUploads
+from chatui.visitors import (
+    ClientAddresses,
+    VisitorCookies,
+    anonymous_visitors,
+    trusted_proxies,
+    visitor_owner,
+)
 
 log = logging.getLogger("chatui")
+
+UPLOAD_HARD_CAP = 4
+"""Gradio's upload route takes files up to this many times ``--max-upload-mb``."""
 
 
 def build_app(runtime: Runtime) -> FastAPI:
@@ -35,11 +64,13 @@ def build_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
         title="chatui",
         version="1.0",
-        description="Chat with local or remote OpenAI-compatible models, with branches and documents.",
+        description="Chat with local or remote OpenAI-compatible models, "
+                    "with branches and documents.",
         docs_url="/docs",
     )
     app.include_router(build_api(runtime), prefix="/api/v1")
-    blocks = build_ui(runtime)
+    uploads = DocumentUploads(runtime.library, runtime.service.limits)
+    blocks = build_ui(runtime, uploads)
     blocks.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
     visitors = anonymous_visitors(config)  # None unless each browser is its own user
     app = gr.mount_gradio_app(
@@ -49,13 +80,37 @@ def build_app(runtime: Runtime) -> FastAPI:
         auth_message="Log in to chatui.",
         allowed_paths=[],
         blocked_paths=[str(config.data_dir)],
-        max_file_size=f"{config.max_upload_mb:g}mb",
+        max_file_size=_upload_route_limit(config.max_upload_mb),
         footer_links=[],
         ssr_mode=False,
     )
+    # Gradio refuses an event's file outside its upload folder only once the Blocks
+    # "launched" (processing_utils._check_allowed); mounted, it would copy any file in.
+    blocks.has_launched = True
+    gradio_app = next(route.app for route in app.routes
+                      if isinstance(route, Mount) and isinstance(route.app, gr.routes.App))
+    app.add_middleware(UploadReceipts, uploads=uploads, owner_of=gradio_owner(gradio_app))
     if visitors is not None:
         app.add_middleware(VisitorCookies, ids=visitors)
+    app.add_middleware(ImagePolicy, allowed_hosts=config.allowed_image_hosts)
+    proxies = trusted_proxies(config)
+    if proxies is not None:
+        app.add_middleware(ClientAddresses, proxies=proxies)
     return app
+
+
+def web_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+    """uvicorn serving ``app``; X-Forwarded-For is ``ClientAddresses``' business alone."""
+    return uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, log_level="warning", proxy_headers=False,
+    ))
+
+
+def _upload_route_limit(max_upload_mb: float) -> int | None:
+    """Bytes Gradio's upload route (and the browser) accept per file; None: no limit."""
+    if max_upload_mb <= 0:
+        return None
+    return int(max_upload_mb * 1024 * 1024 * UPLOAD_HARD_CAP)
 
 
 def _open_share_link(server: uvicorn.Server, runtime: Runtime) -> None:
@@ -76,9 +131,7 @@ def _open_share_link(server: uvicorn.Server, runtime: Runtime) -> None:
 def serve(runtime: Runtime) -> int:
     config = runtime.config
     app = build_app(runtime)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=config.host, port=config.port, log_level="warning")
-    )
+    server = web_server(app, config.host, config.port)
     print(f"chatui is running on http://{config.host}:{config.port}", flush=True)
     if config.share:
         threading.Thread(target=_open_share_link, args=(server, runtime), daemon=True).start()

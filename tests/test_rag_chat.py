@@ -122,6 +122,7 @@ def test_an_uploaded_fact_reaches_the_model_as_source_1_and_stays_with_the_answe
     spool = tmp_path / "up"
     paths = [gradio_upload(spool, "customs.md", ZORBLAT_FILE.encode()),
              gradio_upload(spool, "towns.pdf", minimal_pdf(PDF_PAGES))]
+    uploads.receive(OWNER, paths)  # as Gradio's upload route does
     steps = list(documents.upload(service, uploads, OWNER, View(), paths, THIS_CHAT, FORM))
     assert steps[0].screen is not None
     view = steps[0].screen.view
@@ -174,6 +175,7 @@ def test_without_documents_on_the_prompt_has_no_sources(
 ) -> None:
     service, uploads = app_parts
     path = gradio_upload(tmp_path / "up", "customs.md", ZORBLAT_FILE.encode())
+    uploads.receive(OWNER, [path])  # as Gradio's upload route does
     list(documents.upload(service, uploads, OWNER, View(), [path], documents.MY_LIBRARY, FORM))
     off = FORM[:-1] + (False,)
     *_, last = generation.send(service, OWNER, View(), "Where is the Zorblat festival?", off)

@@ -114,8 +114,10 @@ def test_rag_retrieval_reaches_only_the_askers_documents(
             api_client(url, "alice") as alice, api_client(url, "bob") as bob:
         uploads = DocumentUploads(runtime.library, runtime.service.limits,
                                   upload_folder=tmp_path / "spool")
-        note = tmp_path / "vault.txt"
+        note = tmp_path / "spool" / "upload" / "vault.txt"  # as Gradio's upload route left it
+        note.parent.mkdir(parents=True)
         note.write_text("The vault code of the Harbour Street bakery is 4711.")
+        uploads.receive("alice", [note])
         uploads.add(note, "vault.txt", "alice")
         question = {"content": "What is the vault code of the Harbour Street bakery?"}
         theirs = bob.post(f"/chats/{new_chat(bob, rag_enabled=True)}/message", json=question)
@@ -230,6 +232,7 @@ def test_gradio_file_route_serves_no_data_and_no_ingested_upload(
 
         uploads = DocumentUploads(runtime.library, runtime.service.limits)
         assert uploads.upload_folder == spool.resolve()
+        uploads.receive("alice", [path])  # what the app's own instance heard from the route
         result = uploads.add(path, "../../../escape.txt", "alice")
         assert result.name == "escape.txt"
         for client in (bob, alice):

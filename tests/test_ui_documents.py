@@ -64,6 +64,7 @@ class Desk:
         folder = self.spool / hashlib.sha256(name.encode() + data).hexdigest()[:20]
         folder.mkdir()
         (folder / name).write_bytes(data)
+        self.uploads.receive(OWNER, [folder / name])  # as Gradio's upload route does
         return str(folder / name)
 
     def upload(self, view: View, files: dict[str, bytes], scope: str = THIS_CHAT,
@@ -171,6 +172,26 @@ def test_no_files_and_an_unknown_chat_say_so(desk: Desk) -> None:
     assert gone.report == "Nothing was added: There is no such conversation."
     assert desk.library.document_count(OWNER) == 0
     assert files_in(desk.spool) == []
+
+
+def test_a_path_that_was_not_uploaded_is_refused_by_name_and_the_others_go_in(
+        desk: Desk, tmp_path: Path) -> None:
+    secret = tmp_path / "tokens.txt"
+    secret.write_text("alice:token-alice-0123456789\nbob:token-bob-0123456789\n")
+    stray = desk.spool / "f00d" / "stray.md"  # in the upload folder, never handed out
+    stray.parent.mkdir()
+    stray.write_bytes(LLAMAS)
+    forged = [str(secret), f"{desk.spool}/x/../../tokens.txt", str(stray)]
+    genuine = desk.file("zorblat.txt", ZORBLAT)
+    done = final(list(documents.upload(desk.service, desk.uploads, OWNER, View(),
+                                       [*forged, genuine], MY_LIBRARY, FORM)))
+    assert [o.error is None for o in done.outcomes] == [False, False, False, True]
+    for name in ("tokens.txt", "stray.md"):
+        assert f"✗ {name}: was not uploaded through this page" in done.report
+    assert done.shelf is not None and [row[0] for row in done.shelf.rows] == ["zorblat.txt"]
+    rows, _ = documents.search(desk.library, OWNER, View(), "token alice bob", "bm25")
+    assert "tokens.txt" not in {row[2] for row in rows}
+    assert secret.exists() and files_in(desk.spool) == []
 
 
 def test_a_hostile_name_is_shown_as_text(desk: Desk) -> None:

@@ -24,9 +24,10 @@ from chatui.uploads import DocumentUploads
 __all__ = ["build_ui", "session_owner"]
 
 
-def build_ui(runtime: Runtime) -> gr.Blocks:
+def build_ui(runtime: Runtime, uploads: DocumentUploads | None = None) -> gr.Blocks:
+    """The page; ``uploads`` is the one ``server.py`` also feeds from Gradio's upload route."""
     page = build_page(runtime.config)
-    uploads = DocumentUploads(runtime.library, runtime.service.limits)
+    uploads = uploads or DocumentUploads(runtime.library, runtime.service.limits)
     with page.blocks:
         wire(page, runtime.service, uploads)
     return page.blocks

@@ -13,7 +13,11 @@ turns them into Gradio events. Rules they keep:
 
 - Files are indexed one at a time, so each gets its progress and its own
   outcome: a refused file is reported by name and the others still go in.
-  Every upload is deleted afterwards, whatever happened.
+  Every upload is deleted afterwards, whatever happened. The paths come from
+  the browser: ``DocumentUploads`` reads only files Gradio's upload route wrote
+  for this owner, and refuses any other path by name.
+- One user's uploads are indexed one after another; other users' uploads do
+  not wait for them (no shared concurrency group).
 - "This chat" attaches to the open conversation (a new chat is created if none
   is open) and turns its "Use documents" setting on, before indexing starts,
   so a question sent meanwhile is not saved with the setting still off.
@@ -122,6 +126,7 @@ def upload(
     """Index the uploaded files into ``scope``; yields once before and once after indexing."""
     report = progress or (lambda _fraction, _line: None)
     files = [(path, safe_filename(Path(path).name)) for path in paths or ()]
+    outcomes: list[FileOutcome] = []  # one per file handed to ``uploads``, which deletes it
     try:
         if not files:
             yield UploadStep(None, "Choose one or more files first.", done=True)
@@ -145,8 +150,8 @@ def upload(
         elif not _uses_documents(service, owner, view):
             note = TURN_ON
         where = "this chat" if target else "your library"
-        yield UploadStep(screen, f"Adding {_files(len(files))} to {where}…")
-        outcomes: list[FileOutcome] = []
+        loading = f"{uploads.library.status} " if not uploads.library.ready else ""
+        yield UploadStep(screen, f"{loading}Adding {_files(len(files))} to {where}…")
         for number, (path, name) in enumerate(files):
             outcome = _add_one(uploads, owner, target, path, name, number, len(files), report)
             outcomes.append(outcome)
@@ -158,8 +163,8 @@ def upload(
             shelf(uploads.library, owner, opened), done=True,
         )
     finally:
-        for path, _name in files:
-            uploads.discard(path)  # already gone unless something went wrong early
+        for path, _name in files[len(outcomes):]:  # never handed over: refused early, or cancelled
+            uploads.discard(path, owner)
 
 
 def upload_report(outcomes: Sequence[FileOutcome], where: str, note: str = "") -> str:
@@ -352,6 +357,8 @@ def wire_documents(
         return (*shelf_updates(found), said)
 
     def on_search(request: gr.Request, view: View, query: str, mode: str) -> list[list[Any]]:
+        if not library.ready and query.strip():
+            gr.Info(library.status)  # "Loading the document model…": the search waits for it
         rows, said = search(library, owner_of(request), view, query, mode)
         if said:
             gr.Info(said)
@@ -359,8 +366,10 @@ def wire_documents(
 
     panel.files.upload(
         on_upload, [page.view, panel.files, panel.scope, *page.form],
-        [*outputs, panel.files, panel.report, *listed], concurrency_id="documents",
-        concurrency_limit=2, show_progress="full", show_progress_on=[panel.files],
+        [*outputs, panel.files, panel.report, *listed],
+        # No shared group: one user's uploads wait for each other in ``DocumentUploads``
+        # (a lock per owner), never for another user's.
+        concurrency_limit=None, show_progress="full", show_progress_on=[panel.files],
         api_visibility="private",
     )
     quick: dict[str, Any] = {"concurrency_limit": None, "show_progress": "hidden",
