@@ -2,6 +2,9 @@
 
 Knows nothing of Gradio or chats. The app creates one ``Embedder`` and one
 ``Library`` at start and passes them in; see ``library.py`` for the contract.
+Importing this package and creating both is quick (numpy and FAISS, no torch):
+the embedding model loads only when ``Library.start_loading`` or a document
+call asks for it.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from .errors import (
     EmptyDocument,
     EncryptedDocument,
     IndexStoreError,
+    LibraryFull,
     ModelUnavailable,
     RagError,
+    TooMuchText,
     UnreadableDocument,
     UnsupportedType,
 )
 from .library import Library
-from .loaders import SUPPORTED_EXTENSIONS
+from .loaders import SUPPORTED_EXTENSIONS, TextLimits
 from .values import (
     DocumentInfo,
     Hit,
@@ -33,6 +38,7 @@ from .values import (
 )
 
 __all__ = [
+    "SUPPORTED_EXTENSIONS",
     "BinaryContent",
     "DocumentError",
     "DocumentInfo",
@@ -48,11 +54,13 @@ __all__ = [
     "IngestProgress",
     "IngestResult",
     "Library",
+    "LibraryFull",
     "ModelUnavailable",
     "RagError",
-    "SUPPORTED_EXTENSIONS",
     "SearchMode",
     "TextEmbedder",
+    "TextLimits",
+    "TooMuchText",
     "UnreadableDocument",
     "UnsupportedType",
 ]

