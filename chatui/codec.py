@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any
 
 from chatui.tree import Conversation, Message, Settings, Source, Timings, ToolCall
 
-T = TypeVar("T")
 
 
 @cache
@@ -21,7 +20,7 @@ def _field_names(cls: type) -> frozenset[str]:
     return frozenset(f.name for f in fields(cls))
 
 
-def _known(cls: type[T], data: dict[str, Any]) -> dict[str, Any]:
+def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
     names = _field_names(cls)
     return {k: v for k, v in data.items() if k in names}
 

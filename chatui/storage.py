@@ -39,7 +39,9 @@ from chatui.tree import Conversation, Message, Role
 SCHEMA_VERSION = 1
 TEMP_SUFFIX = ".tmp"
 ROLES = frozenset(get_args(Role))
-_SAFE_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+ID_CHARACTERS = r"[A-Za-z0-9_-]{1,128}"
+ID_PATTERN = f"^{ID_CHARACTERS}$"  # the same, as a JSON-schema pattern (the REST API's)
+_SAFE_ID = re.compile(ID_CHARACTERS)
 
 Tables = dict[str, dict[str, Any]]
 
@@ -47,7 +49,7 @@ Tables = dict[str, dict[str, Any]]
 def _v0_to_v1(document: Tables) -> Tables:
     """Version 0, before TinyDB, was one object as ``conversation_to_dict`` writes it."""
     header = {key: value for key, value in document.items() if key != "messages"}
-    messages = document.get("messages") or []
+    messages = list(document.get("messages") or [])
     return {
         "meta": {"1": {"schema_version": 1}},
         "conversation": {"1": header},
@@ -106,7 +108,11 @@ def conversation_of(document: Tables, path: Path) -> Conversation:
 
 
 def is_safe_id(value: object) -> bool:
-    """Whether ``value`` can name a file: letters, digits, ``-`` and ``_``."""
+    """Whether ``value`` can be a conversation or message id: letters, digits, ``-``, ``_``.
+
+    The one check for ids from outside (imports, REST bodies, the page): such an id
+    can name a file and sits in the page's HTML without any escaping mattering.
+    """
     return isinstance(value, str) and _SAFE_ID.fullmatch(value) is not None
 
 
@@ -118,6 +124,8 @@ def tree_problem(conversation: Conversation) -> str | None:
         return "the title and the owner must be text"
     messages = conversation.messages
     for key, message in messages.items():
+        if not is_safe_id(message.id):
+            return f"{message.id!r} cannot be a message id"
         if key != message.id or not isinstance(message.content, str):
             return f"message {key!r} is malformed"
         if message.role not in ROLES:

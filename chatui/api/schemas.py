@@ -9,18 +9,23 @@ export can be posted back to ``/chats/import`` as it is.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chatui import codec
 from chatui.cache import CacheStats
+from chatui.storage import ID_PATTERN
 from chatui.store import ConversationSummary
+from chatui.supervisor import BackendHealth
 from chatui.tree import Conversation, Message
 
 MAX_TEXT = 200_000
 MAX_NAME = 200
 MAX_SEED = 2**32 - 1
+
+MessageId = Annotated[str, Field(pattern=ID_PATTERN, description="Letters, digits, - and _.")]
+"""A message id a client sends (or imports): checked like every id from outside."""
 
 
 class _Input(BaseModel):
@@ -75,12 +80,12 @@ class MessageCreate(Sampling):
     """
 
     content: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
-    parent_id: str | None = Field(
+    parent_id: MessageId | None = Field(
         default=None, max_length=MAX_NAME,
         description="Absent: continue the active branch. null: a new first message. "
         "An id: the new message goes under that message.",
     )
-    regenerate_id: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+    regenerate_id: MessageId | None = Field(default=None, min_length=1, max_length=MAX_NAME)
     model: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
 
     @model_validator(mode="after")
@@ -101,7 +106,7 @@ class MessageCreate(Sampling):
 
 
 class BranchSwitch(_Input):
-    message_id: str = Field(
+    message_id: MessageId = Field(
         min_length=1, max_length=MAX_NAME,
         description="Show the branch through this message, down to its newest answer.",
     )
@@ -132,8 +137,8 @@ class SourceRecord(_Record):
 
 
 class MessageRecord(_Record):
-    id: str
-    parent_id: str | None
+    id: MessageId
+    parent_id: MessageId | None
     role: Literal["system", "user", "assistant", "tool"]
     content: str
     created_at: float
@@ -201,7 +206,7 @@ class ChatImport(_Record):
     title: str = Field(default="New chat", max_length=MAX_TEXT)
     created_at: float | None = None
     updated_at: float | None = None
-    current_leaf_id: str | None = None
+    current_leaf_id: MessageId | None = None
     owner: str | None = Field(
         default=None, description="Ignored: the import belongs to the caller.")
     settings: SettingsRecord = SettingsRecord()
@@ -246,6 +251,30 @@ class CacheRecord(BaseModel):
 
 class StatsRecord(BaseModel):
     cache: CacheRecord | None = Field(description="null when the store has no cache in front.")
+
+
+class BackendHealthRecord(BaseModel):
+    kind: Literal["embedded", "external"] = Field(
+        description="The bundled model run by chatui, or a server at --api-base.")
+    url: str = Field(description="The model server's base URL.")
+    state: Literal["unknown", "starting", "ok", "restarted", "restarting", "down", "failed"] = (
+        Field(description="ok / restarted: answers. restarting, starting: wait. down: does not "
+              "answer. failed: the embedded model could not be restarted. unknown: not checked "
+              "yet."))
+    message: str = Field(description="The state in words, for a person.")
+    since: float = Field(description="When the state last changed (seconds since the epoch).")
+    restarts: int = Field(description="Restarts of the embedded model since the app started.")
+    log_tail: str = Field(description="The embedded model's last log lines, once it failed.")
+
+    @classmethod
+    def of(cls, health: BackendHealth) -> BackendHealthRecord:
+        return cls(kind=health.kind, url=health.url, state=health.state, message=health.message,
+                   since=health.since, restarts=health.restarts, log_tail=health.log_tail)
+
+
+class StatusRecord(BaseModel):
+    backend: BackendHealthRecord | None = Field(
+        description="The model server's health; null when nothing watches it.")
 
 
 class ErrorDetail(BaseModel):

@@ -18,6 +18,7 @@ from typing import Any
 
 from chatui.errors import ChatError
 from chatui.service import ChatService
+from chatui.storage import is_safe_id
 from chatui.tree import Conversation, Settings
 from chatui.ui.screen import (
     Screen,
@@ -48,7 +49,9 @@ def _notice_only(view: View, error: ChatError) -> Screen:
 # ----- conversations -------------------------------------------------------------
 
 
-def load(service: ChatService, owner: str, remembered_id: str | None) -> Screen:
+def load(
+    service: ChatService, owner: str, remembered_id: str | None, view: View | None = None
+) -> Screen:
     """A fresh page: the list, and the conversation this browser had open (else the newest)."""
     models, notice = _models(service)
     conversation = None
@@ -61,7 +64,8 @@ def load(service: ChatService, owner: str, remembered_id: str | None) -> Screen:
         newest = service.conversations(owner)
         conversation = service.conversation(newest[0].id, owner) if newest else None
     settings = conversation.settings if conversation else fresh_settings(service, None)
-    return show(service, owner, View(), conversation, notice, settings=settings, models=models)
+    opened = view or View()  # the session's fresh view: it carries the page's image hosts
+    return show(service, owner, opened, conversation, notice, settings=settings, models=models)
 
 
 def _models(service: ChatService) -> tuple[tuple[str, ...], str]:
@@ -150,6 +154,8 @@ def parse_action(value: str | None) -> tuple[str, str] | None:
     """The (action, message id) a footer button sent through the bridge: "prev <id> <nonce>"."""
     parts = (value or "").split()
     if len(parts) < 2 or parts[0] not in {"prev", "next", "regen", "cont", "answer"}:
+        return None
+    if not is_safe_id(parts[1]):  # the page sent it: an id no message can have
         return None
     return parts[0], parts[1]
 

@@ -2,6 +2,7 @@
 
     sidebar   New chat · Search · the conversations, newest first
     main      title (edit to rename) · Delete (asks first)
+              the model's status line (name, server health; refreshed by a timer)
               the chat · notice line · message box · Send / Stop
               Settings (closed): model, system prompt, sampling, seed, use documents
               Documents (closed): upload, list, delete, search (``documents``)
@@ -16,15 +17,14 @@ from dataclasses import dataclass
 import gradio as gr
 
 from chatui.config import Config
+from chatui.sanitize import CHAT_LATEX_DELIMITERS
 from chatui.ui.bridge import bridge_script
 from chatui.ui.documents import DocumentsPanel, build_documents_panel
 from chatui.ui.screen import FORM_FIELDS, View
+from chatui.ui.status import STATUS_SECONDS
 
-LATEX_DELIMITERS: list[dict[str, str | bool]] = [
-    {"left": "$$", "right": "$$", "display": True},
-    {"left": "\\[", "right": "\\]", "display": True},
-    {"left": "\\(", "right": "\\)", "display": False},
-]
+# One definition: ``sanitize`` must take out the same LaTeX regions as the Chatbot.
+LATEX_DELIMITERS = CHAT_LATEX_DELIMITERS
 
 SettingsField = gr.Dropdown | gr.Textbox | gr.Number | gr.Checkbox
 
@@ -43,6 +43,8 @@ class Page:
     confirm_row: gr.Row
     confirm_delete: gr.Button
     cancel_delete: gr.Button
+    backend_status: gr.Markdown  # the model and its server's health (``ui.status``)
+    status_timer: gr.Timer
     chatbot: gr.Chatbot
     notice: gr.Markdown
     message: gr.Textbox
@@ -55,7 +57,7 @@ class Page:
 
 def build_page(config: Config) -> Page:
     with gr.Blocks(title="chatui", fill_height=True) as blocks:
-        view = gr.State(View())
+        view = gr.State(View(image_hosts=config.allowed_image_hosts))
         remembered = gr.BrowserState(
             None, storage_key="chatui-open-conversation", secret=_browser_secret(config),
         )
@@ -74,6 +76,8 @@ def build_page(config: Config) -> Page:
             gr.Markdown("**Delete this chat and all its branches?** This cannot be undone.")
             confirm_delete = gr.Button("Yes, delete", variant="stop", size="sm", scale=0)
             cancel_delete = gr.Button("Cancel", size="sm", scale=0)
+        backend_status = gr.Markdown("", elem_id="chatui-backend-status")
+        status_timer = gr.Timer(STATUS_SECONDS)
         chatbot = gr.Chatbot(
             show_label=False, height="65vh", scale=1, layout="panel", editable="user",
             latex_delimiters=LATEX_DELIMITERS, buttons=["copy", "copy_all"],
@@ -95,6 +99,7 @@ def build_page(config: Config) -> Page:
         blocks=blocks, view=view, remembered=remembered, new_chat=new_chat, search=search,
         conversations=conversations, title=title, rename=rename, delete=delete,
         confirm_row=confirm_row, confirm_delete=confirm_delete, cancel_delete=cancel_delete,
+        backend_status=backend_status, status_timer=status_timer,
         chatbot=chatbot, notice=notice, message=message, send=send, stop=stop, form=form,
         documents=documents,
         bridge=bridge,

@@ -19,6 +19,12 @@ classes but drops ``data-*`` attributes. ``bridge.py`` turns a click on one into
 a Gradio event. A user message shows a footer only when it has siblings, and
 ``strip_footer`` takes it off again when the message is edited.
 
+Text from outside (answers, reasoning, sources, tool names, the model's name and
+error) is made inert (``sanitize``): no raw HTML, no image that loads by itself
+unless its host is in ``image_hosts`` (``--allowed-image-hosts``). Every
+attribute value and text this module puts into its own HTML is escaped, ids
+included, and kept on one line so that no Markdown starts inside the footer.
+
 Text is passed as ``{"type": "text", "text": ...}`` rather than a bare string
 because Gradio runs ``inspect.cleandoc`` on bare strings, which removes the
 indentation of code.
@@ -29,12 +35,12 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chatui import tree
-from chatui.sanitize import inert_html
+from chatui.sanitize import CHAT_LATEX_DELIMITERS, inert_html, plain_markdown
 from chatui.tree import Conversation, Message
 
 ChatRow = dict[str, Any]
@@ -42,6 +48,7 @@ ChatRow = dict[str, Any]
 FOOTER_OPEN = '<div class="chatui-footer">'
 _FOOTER_AT_END = re.compile(r"\s*" + re.escape(FOOTER_OPEN) + r"[\s\S]*$")
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)", re.MULTILINE)
+_IDENTIFIER = re.compile(r"[\w.\- ]*")  # needs no escaping in Markdown
 SNIPPET_CHARS = 300  # of a source's passage in the Sources block; the prompt has it all
 
 
@@ -55,7 +62,8 @@ class RenderedChat:
 
 
 def render_path(
-    conversation: Conversation, path: Sequence[Message], *, streaming: bool = False
+    conversation: Conversation, path: Sequence[Message], *, streaming: bool = False,
+    image_hosts: Collection[str] = (),
 ) -> RenderedChat:
     """The rows for ``path``; messages not yet stored (a streaming answer) count as newest.
 
@@ -65,24 +73,28 @@ def render_path(
     rendered = RenderedChat()
     for number, message in enumerate(path, start=1):
         unanswered = number == len(path) and not streaming
-        rendered += render_message(conversation, message, unanswered=unanswered)
+        rendered += render_message(conversation, message, unanswered=unanswered,
+                                   image_hosts=image_hosts)
     return rendered
 
 
-def render_conversation(conversation: Conversation | None) -> RenderedChat:
+def render_conversation(
+    conversation: Conversation | None, *, image_hosts: Collection[str] = ()
+) -> RenderedChat:
     if conversation is None or conversation.current_leaf_id is None:
         return RenderedChat()
-    return render_path(conversation, tree.active_path(conversation))
+    return render_path(conversation, tree.active_path(conversation), image_hosts=image_hosts)
 
 
 def render_message(
-    conversation: Conversation, message: Message, *, unanswered: bool = False
+    conversation: Conversation, message: Message, *, unanswered: bool = False,
+    image_hosts: Collection[str] = (),
 ) -> RenderedChat:
     position = branch_position(conversation, message)
     if message.role == "user":
         rows: list[ChatRow] = [_row("user", _question_text(message, position, unanswered))]
     elif message.role == "assistant":
-        rows = _assistant_rows(message, position)
+        rows = _assistant_rows(message, position, image_hosts)
     else:  # system and tool messages are not part of a chat the user reads
         return RenderedChat()
     return RenderedChat(tuple(rows), (message.id,) * len(rows))
@@ -119,16 +131,21 @@ def _question_text(message: Message, position: tuple[int, int], unanswered: bool
     return f"{_close_open_fence(message.content)}\n\n{_footer(facts)}"
 
 
-def _assistant_rows(message: Message, position: tuple[int, int]) -> list[ChatRow]:
+def _assistant_rows(
+    message: Message, position: tuple[int, int], image_hosts: Collection[str]
+) -> list[ChatRow]:
+    def inert(text: str) -> str:
+        return inert_html(text, image_hosts=image_hosts, latex_delimiters=CHAT_LATEX_DELIMITERS)
+
     streaming = message.status == "streaming"
     rows: list[ChatRow] = []
     if message.reasoning:
         thinking = streaming and not message.content and not message.tool_calls
         status = "pending" if thinking else "done"
-        rows.append(_row("assistant", inert_html(message.reasoning),
+        rows.append(_row("assistant", inert(message.reasoning),
                          {"title": "Reasoning", "status": status}))
     for call in message.tool_calls:
-        title = f"Tool call: {call.name or 'unnamed'}"
+        title = f"Tool call: {_tool_name(call.name) or 'unnamed'}"
         rows.append(_row("assistant", _code_block(_pretty_json(call.arguments), "json"),
                          {"title": title, "status": "done"}))
     if message.sources:
@@ -136,8 +153,8 @@ def _assistant_rows(message: Message, position: tuple[int, int]) -> list[ChatRow
             f"- [{s.number}] **{s.document}**" + (f", page {s.page}" if s.page else "")
             + f" — {_snippet(s.snippet)}" for s in message.sources
         )
-        rows.append(_row("assistant", inert_html(listing), {"title": "Sources", "status": "done"}))
-    text = _close_open_fence(inert_html(message.content))
+        rows.append(_row("assistant", inert(listing), {"title": "Sources", "status": "done"}))
+    text = _close_open_fence(inert(message.content))
     footer = _footer(_answer_facts(message, position))
     rows.append(_row("assistant", f"{text}\n\n{footer}" if text else footer))
     return rows
@@ -146,7 +163,7 @@ def _assistant_rows(message: Message, position: tuple[int, int]) -> list[ChatRow
 def _answer_facts(message: Message, position: tuple[int, int]) -> list[str]:
     facts: list[str] = []
     if message.model:
-        facts.append(html.escape(message.model))
+        facts.append(_text(message.model))
     timings = message.timings
     if timings is not None:
         facts.append(f"{timings.generated_tokens} tokens")
@@ -159,13 +176,15 @@ def _answer_facts(message: Message, position: tuple[int, int]) -> list[str]:
     elif message.status == "stopped":
         facts.append('<span class="chatui-stopped">⏹ stopped</span>')
     elif message.status == "error":
-        reason = html.escape(message.error or "the answer failed")
+        reason = _text(message.error or "the answer failed")
         facts.append(f'<span class="chatui-error">⚠️ error: {reason}</span>')
     if position[1] > 1:
         facts.append(_branch_control(message.id, position))
     if message.status != "streaming":
-        facts.append(_action(message.id, "regen", "↻ Regenerate", "A new answer beside this one, with the model picked in Settings"))
-        facts.append(_action(message.id, "cont", "→ Continue", "Generate more text at the end of this answer"))
+        facts.append(_action(message.id, "regen", "↻ Regenerate",
+                             "A new answer beside this one, with the model picked in Settings"))
+        facts.append(_action(message.id, "cont", "→ Continue",
+                             "Generate more text at the end of this answer"))
     return facts
 
 
@@ -181,10 +200,26 @@ def _branch_control(message_id: str, position: tuple[int, int]) -> str:
 
 
 def _action(message_id: str, action: str, label: str, title: str, disabled: bool = False) -> str:
-    classes = f"chatui-act chatui-do-{action} chatui-id-{message_id}"
-    if disabled:
-        return f'<button class="{classes} chatui-disabled" title="{title}" disabled>{label}</button>'
-    return f'<button class="{classes}" title="{title}">{label}</button>'
+    # Ids are checked where they enter (``storage.is_safe_id``); escaped here all the same.
+    classes = _text(f"chatui-act chatui-do-{action} chatui-id-{message_id}"
+                    + (" chatui-disabled" if disabled else ""))
+    shown = f'class="{classes}" title="{_text(title)}"' + (" disabled" if disabled else "")
+    return f"<button {shown}>{_text(label)}</button>"
+
+
+def _tool_name(name: str) -> str:
+    """The model's name for a tool, for a block title (which is Markdown): as plain text."""
+    flat = " ".join(name.split())
+    return flat if _IDENTIFIER.fullmatch(flat) else plain_markdown(flat)
+
+
+def _text(value: str) -> str:
+    """Text or an attribute value in this module's HTML: escaped (quotes too) and on one
+    line (a blank line would end the footer's HTML block and start Markdown). ``$`` and
+    ``\\`` become entities: the page finds LaTeX delimiters before it parses anything, and
+    one in the footer must not pair with one in the answer above it."""
+    escaped = html.escape(" ".join(value.split()), quote=True)
+    return escaped.replace("$", "&#36;").replace("\\", "&#92;")
 
 
 def _row(role: str, text: str, metadata: dict[str, Any] | None = None) -> ChatRow:

@@ -38,6 +38,7 @@ class View:
     message_ids: tuple[str, ...] = ()  # chat row index -> message id ("" for none)
     generating: bool = False
     search: str = ""
+    image_hosts: tuple[str, ...] = ()  # images from these show (``--allowed-image-hosts``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ def show(
     notice: str = "", **extra: Any,
 ) -> Screen:
     """The whole page for ``conversation`` (None: an empty new chat)."""
-    rendered = render_conversation(conversation)
+    rendered = render_conversation(conversation, image_hosts=view.image_hosts)
     opened = replace(
         view, conversation_id=conversation.id if conversation else None,
         message_ids=rendered.message_ids, generating=False,
