@@ -16,6 +16,12 @@ Invariants:
   do not, so a refused user is not punished further for trying.
 - A limit of 0 means no limit. ``UserLimits.none()`` is the single local user's:
   it is you.
+- An anonymous visitor (owner "anon:...") can become a new one by dropping its
+  cookie, so each of its answers also counts against its network address
+  (``users.address_key``), with the same limits: a bucket that a fresh cookie
+  does not reset. Logins and API tokens are counted per user only (people
+  behind one office router are not each other's limit). An anonymous answer
+  whose address is unknown counts against one shared "unknown" bucket.
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ from typing import Self
 
 from chatui.config import Config
 from chatui.errors import LimitExceeded
-from chatui.users import is_shared
+from chatui.users import address_key, is_anonymous, is_shared
 
 WINDOW_SECONDS = 60.0
+ADDRESS_PREFIX = "address:"  # no owner starts so: "anon:...", "local", logins without ":"
+UNKNOWN_ADDRESS = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +57,16 @@ class UserLimits:
 class Admission:
     """One answer being generated for ``owner``; ``release`` gives the slot back."""
 
-    def __init__(self, limits: Limits, owner: str) -> None:
+    def __init__(self, limits: Limits, owner: str, keys: tuple[str, ...]) -> None:
         self._limits = limits
         self.owner = owner
+        self._keys = keys  # every bucket it counts in: the owner, maybe an address
         self._released = False
 
     def release(self) -> None:
         if not self._released:
             self._released = True
-            self._limits._release(self.owner)
+            self._limits._release(self._keys)
 
     def __enter__(self) -> Self:
         return self
@@ -75,31 +84,49 @@ class Limits:
         self._lock = threading.Lock()
         self._running: dict[str, int] = {}
         self._started: dict[str, deque[float]] = {}
+        self._swept_at = clock()
 
-    def admit(self, owner: str) -> Admission:
-        """Count one more answer for ``owner``, or raise ``LimitExceeded``."""
-        settings = self.settings
+    def admit(self, owner: str, address: str | None = None) -> Admission:
+        """Count one more answer for ``owner``, or raise ``LimitExceeded``.
+
+        ``address`` is where the request came from; it counts too when ``owner``
+        is an anonymous visitor (see the module's invariants).
+        """
+        keys: tuple[str, ...] = (owner,)
+        if is_anonymous(owner):
+            keys += (ADDRESS_PREFIX + (address_key(address) if address else UNKNOWN_ADDRESS),)
         with self._lock:
-            running = self._running.get(owner, 0)
-            if settings.concurrent_answers and running >= settings.concurrent_answers:
-                raise LimitExceeded(
-                    f"You already have {_answers(running)} being generated, the most this "
-                    "server allows at once. Wait for one to finish, or stop it, and try again."
-                )
             now = self._clock()
-            started = self._recent(owner, now)
-            if settings.answers_per_minute and len(started) >= settings.answers_per_minute:
-                wait = max(1, math.ceil(started[0] + WINDOW_SECONDS - now))
-                raise LimitExceeded(
-                    f"You have started {_answers(len(started))} in the last minute, the most "
-                    f"this server allows. Try again in {wait} seconds.",
-                    retry_after=wait,
-                )
-            if settings.answers_per_minute:
-                started.append(now)
-                self._started[owner] = started
-            self._running[owner] = running + 1
-        return Admission(self, owner)
+            self._sweep(now)
+            for key in keys:  # every bucket is checked before any is counted
+                self._check(key, now)
+            for key in keys:
+                if self.settings.answers_per_minute:
+                    self._started[key] = self._recent(key, now)
+                    self._started[key].append(now)
+                self._running[key] = self._running.get(key, 0) + 1
+        return Admission(self, owner, keys)
+
+    def _check(self, key: str, now: float) -> None:
+        """Raise ``LimitExceeded`` if bucket ``key`` is full (a user's, or an address's)."""
+        settings = self.settings
+        by_address = key.startswith(ADDRESS_PREFIX)
+        running = self._running.get(key, 0)
+        if settings.concurrent_answers and running >= settings.concurrent_answers:
+            who = "Your network address already has" if by_address else "You already have"
+            raise LimitExceeded(
+                f"{who} {_answers(running)} being generated, the most this server allows "
+                "at once. Wait for one to finish, or stop it, and try again."
+            )
+        started = self._recent(key, now)
+        if settings.answers_per_minute and len(started) >= settings.answers_per_minute:
+            wait = max(1, math.ceil(started[0] + WINDOW_SECONDS - now))
+            did = ("Your network address has started" if by_address else "You have started")
+            raise LimitExceeded(
+                f"{did} {_answers(len(started))} in the last minute, the most this server "
+                f"allows. Try again in {wait} seconds.",
+                retry_after=wait,
+            )
 
     def running(self, owner: str) -> int:
         """Answers being generated for ``owner`` right now."""
@@ -125,13 +152,28 @@ class Limits:
             self._started[owner] = started
         return started
 
-    def _release(self, owner: str) -> None:
+    def _sweep(self, now: float) -> None:
+        """Forget windows with nothing left in them, once a minute.
+
+        Every fresh anonymous id and every address gets a window; without this,
+        a stream of one-off visitors would grow ``_started`` for ever.
+        """
+        if now - self._swept_at < WINDOW_SECONDS:
+            return
+        self._swept_at = now
+        stale = [key for key, started in self._started.items()
+                 if not started or started[-1] <= now - WINDOW_SECONDS]
+        for key in stale:
+            del self._started[key]
+
+    def _release(self, keys: tuple[str, ...]) -> None:
         with self._lock:
-            left = self._running.get(owner, 0) - 1
-            if left > 0:
-                self._running[owner] = left
-            else:
-                self._running.pop(owner, None)
+            for key in keys:
+                left = self._running.get(key, 0) - 1
+                if left > 0:
+                    self._running[key] = left
+                else:
+                    self._running.pop(key, None)
 
 
 def _answers(count: int) -> str:

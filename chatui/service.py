@@ -12,13 +12,18 @@ Rules it keeps:
 - One generation at a time per conversation; a second one raises
   ``ConversationBusy`` instead of interleaving writes into the same tree.
 - A failed answer with no content never reaches the tree or the store; a
-  partial answer is kept with status "error" and the error text. Stop (or a
+  partial answer is kept with status "error" and the error text (as ``watch``
+  explains it: "The embedded model crashed (SIGKILL: …) while answering.").
+- With a ``watch`` (``chatui.supervisor``), no answer is asked of a backend
+  known to be down: ``BackendDown`` says why, after the question is stored. Stop (or a
   consumer closing the generator) keeps the partial answer as "stopped".
 - ``owner`` scopes every lookup: another owner's conversation is ``NotFound``.
 - Deleting a conversation drops the documents attached to it (``Retriever.forget``).
 - Every generation is admitted by ``limits`` (per-user answers at once and per
   minute) before anything is stored, and counts until it ends; a refused one
-  raises ``LimitExceeded`` and changes nothing.
+  raises ``LimitExceeded`` and changes nothing. ``address`` (where the request
+  came from, as the edge saw it) counts too for anonymous visitors, who can
+  shed their owner id by dropping a cookie.
 
 Generations are generators of ``Progress``; closing one early stops the
 upstream request and keeps what was streamed.
@@ -40,6 +45,7 @@ from chatui.events import ContentDelta, ReasoningDelta
 from chatui.limits import Admission, Limits, UserLimits
 from chatui.prompt import build_messages
 from chatui.store import ConversationStore, ConversationSummary
+from chatui.supervisor import BackendHealth, BackendWatch
 from chatui.tree import Conversation, Message, Settings, Source
 
 DEFAULT_ANSWER_TOKENS = 512
@@ -91,8 +97,10 @@ class ChatService:
         retriever: Retriever | None = None,
         context_tokens: int = 4096,
         limits: Limits | None = None,
+        watch: BackendWatch | None = None,
     ) -> None:
         self.store = store
+        self.watch = watch
         self.backend = backend
         self.default_model = default_model
         self.defaults = defaults or Settings()
@@ -125,13 +133,22 @@ class ChatService:
     def models(self) -> list[str]:
         return self.backend.list_models()
 
-    def admit(self, owner: str) -> Admission:
+    def backend_health(self) -> BackendHealth | None:
+        """How the model server is doing (None when nothing watches it)."""
+        return self.watch.health() if self.watch is not None else None
+
+    def require_backend(self) -> None:
+        """Raise ``BackendDown`` when the model is known to be unable to answer now."""
+        if self.watch is not None:
+            self.watch.require_answering()
+
+    def admit(self, owner: str, address: str | None = None) -> Admission:
         """Count an answer against ``owner``'s limits now (``LimitExceeded`` if over).
 
         For callers that must refuse before they start (a REST stream's status);
         pass it as ``admission=`` to the generation, which releases it at its end.
         """
-        return self.limits.admit(owner)
+        return self.limits.admit(owner, address)
 
     def is_generating(self, conversation_id: str) -> bool:
         with self._lock:
@@ -217,6 +234,7 @@ class ChatService:
         branch_from_current: bool = True,
         settings: Settings | None = None,
         admission: Admission | None = None,
+        address: str | None = None,
     ) -> Iterator[Progress]:
         """Add a user message (under the current leaf, or ``parent_id``) and answer it."""
         if not text.strip():
@@ -227,7 +245,7 @@ class ChatService:
                 parent_id = conversation.current_leaf_id
             if parent_id is not None:
                 conversation.message(parent_id)
-            running.admission = admission or self.limits.admit(conversation.owner)
+            running.admission = admission or self.limits.admit(conversation.owner, address)
             if not conversation.messages and conversation.title == "New chat":
                 conversation = tree.rename(conversation, tree.title_from(text))
             user = tree.make_message("user", text, parent_id)
@@ -237,7 +255,7 @@ class ChatService:
 
     def edit(
         self, conversation_id: str, message_id: str, text: str, *, owner: str | None = None,
-        admission: Admission | None = None,
+        admission: Admission | None = None, address: str | None = None,
     ) -> Iterator[Progress]:
         """A new sibling of a user message with ``text``, then a fresh answer."""
         original = self.conversation(conversation_id, owner).message(message_id)
@@ -245,7 +263,7 @@ class ChatService:
             raise InvalidRequest("Only your own messages can be edited.")
         return self.send(
             conversation_id, text, owner=owner, parent_id=original.parent_id,
-            branch_from_current=False, admission=admission,
+            branch_from_current=False, admission=admission, address=address,
         )
 
     def regenerate(
@@ -256,18 +274,20 @@ class ChatService:
         owner: str | None = None,
         model: str | None = None,
         admission: Admission | None = None,
+        address: str | None = None,
     ) -> Iterator[Progress]:
         """A new answer beside an assistant message; the old one stays."""
         answer = self.conversation(conversation_id, owner).message(message_id)
         if answer.role != "assistant" or answer.parent_id is None:
             raise InvalidRequest("Only an answer can be regenerated.")
         return self.answer(
-            conversation_id, answer.parent_id, owner=owner, model=model, admission=admission
+            conversation_id, answer.parent_id, owner=owner, model=model, admission=admission,
+            address=address,
         )
 
     def continue_answer(
         self, conversation_id: str, message_id: str, *, owner: str | None = None,
-        admission: Admission | None = None,
+        admission: Admission | None = None, address: str | None = None,
     ) -> Iterator[Progress]:
         """Generate more text at the end of an assistant message."""
         with self._claim(conversation_id) as running:
@@ -275,7 +295,7 @@ class ChatService:
             answer = conversation.message(message_id)
             if answer.role != "assistant":
                 raise InvalidRequest("Only an answer can be continued.")
-            running.admission = admission or self.limits.admit(conversation.owner)
+            running.admission = admission or self.limits.admit(conversation.owner, address)
             yield from self._answer(running, conversation, answer.parent_id, None, answer)
 
     def answer(
@@ -286,13 +306,14 @@ class ChatService:
         owner: str | None = None,
         model: str | None = None,
         admission: Admission | None = None,
+        address: str | None = None,
     ) -> Iterator[Progress]:
         """An answer to a user message, e.g. one whose first answer failed."""
         with self._claim(conversation_id) as running:
             conversation = self.conversation(conversation_id, owner)
             if conversation.message(message_id).role != "user":
                 raise InvalidRequest("Only your own messages can be answered.")
-            running.admission = admission or self.limits.admit(conversation.owner)
+            running.admission = admission or self.limits.admit(conversation.owner, address)
             settings = replace(conversation.settings, model=model) if model else None
             yield from self._answer(running, conversation, message_id, settings)
 
@@ -335,6 +356,7 @@ class ChatService:
             "assistant", "", parent_id, model=model, sources=tuple(sources), status="streaming"
         )
         accumulator = Accumulator()
+        self.require_backend()
         stream = self.backend.stream_chat(messages, model, settings.sampling())
         with self._lock:
             running.stream = stream
@@ -354,8 +376,12 @@ class ChatService:
         except BackendError as error:
             ended = True
             if not running.stopped:
-                self._keep_partial(conversation, draft, accumulator, continued, "error", str(error))
-                raise
+                failure = self.watch.explain(error) if self.watch is not None else error
+                self._keep_partial(conversation, draft, accumulator, continued, "error",
+                                   str(failure))
+                if failure is error:
+                    raise
+                raise failure from error
         finally:
             stream.close()
             if not ended:  # the consumer closed this generator: that is a Stop

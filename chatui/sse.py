@@ -17,7 +17,13 @@ same wherever the server cut its chunks (tags may be split across chunks):
 
 Errors raise: an error object in the stream -> ``BackendStreamError`` with the
 server's words; anything that is not JSON or not a stream -> ``StreamProtocolError``.
-A stream that ends without ``data: [DONE]`` still ends with ``Done``.
+
+How a stream ends: ``data: [DONE]`` ends it with ``Done``. A body that simply
+stops ends with ``Done`` too if a finish reason came (some servers leave out
+``[DONE]``); without either the answer was cut off (the server crashed or a
+proxy gave up), so what arrived is emitted and then ``StreamProtocolError``
+(``ENDED_EARLY``) is raised: the service keeps it marked as an error, never
+as a complete answer (llama.cpp's own web UI marks such an answer partial).
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from chatui.events import (
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
+ENDED_EARLY = ("The model server ended the answer early: its stream stopped before saying "
+               "the answer was finished, so it may be cut off.")
 
 
 def parse_stream(lines: Iterable[str]) -> Iterator[StreamEvent]:
@@ -76,7 +84,7 @@ def parse_stream(lines: Iterable[str]) -> Iterator[StreamEvent]:
     if data:
         yield from chunks.read(data, event_name)
     if not chunks.done:
-        yield from chunks.finish()
+        yield from chunks.end_of_body()
 
 
 def describe_error(payload: Any) -> str | None:
@@ -105,11 +113,12 @@ def describe_error(payload: Any) -> str | None:
 class _ChunkReader:
     """Turns each SSE event's JSON into stream events; remembers across chunks."""
 
-    __slots__ = ("done", "_saw_data", "_model_sent", "_think")
+    __slots__ = ("_model_sent", "_saw_data", "_saw_finish", "_think", "done")
 
     def __init__(self) -> None:
         self.done = False
         self._saw_data = False
+        self._saw_finish = False
         self._model_sent = False
         self._think = _ThinkSplitter()
 
@@ -130,6 +139,13 @@ class _ChunkReader:
                 f"The model server sent something that is not valid JSON: {_snippet(text)}."
             ) from None
         return self._chunk_events(chunk)
+
+    def end_of_body(self) -> Iterator[StreamEvent]:
+        """The body ended without ``[DONE]``: fine after a finish reason, else cut off."""
+        if self._saw_data and not self._saw_finish:
+            yield from self._think.flush()  # what arrived is kept, as a partial answer
+            raise StreamProtocolError(ENDED_EARLY)
+        yield from self.finish()
 
     def finish(self) -> list[StreamEvent]:
         if not self._saw_data:
@@ -166,6 +182,7 @@ class _ChunkReader:
                 name=function.get("name") or None, arguments=function.get("arguments") or "",
             ))
         if choice.get("finish_reason"):
+            self._saw_finish = True
             events.extend(self._think.flush())
             events.append(FinishReason(str(choice["finish_reason"])))
         usage = chunk.get("usage")

@@ -20,6 +20,14 @@ Invariants:
 - A visitor id is trusted only with its HMAC, made with a secret kept in the
   data folder: a browser can keep its id, never choose someone else's.
 - Nothing here knows about Gradio or FastAPI; ``visitors.py`` is the web edge.
+
+Where a request comes from (``TrustedProxies.client``): the address of the
+connection, unless that is one of ``--trusted-proxies``; then the right-most
+entry of ``X-Forwarded-For`` that is not a trusted proxy (a proxy appends the
+address it saw, so entries to the left of it are whatever the client wrote).
+With no trusted proxies the header is ignored. ``address_key`` folds an
+address into what one party controls: an IPv4 address, or an IPv6 /64 (a
+single host often gets a whole /64 and can pick any address in it).
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import hmac
 import ipaddress
 import os
 import secrets
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -40,6 +49,7 @@ ANONYMOUS_PREFIX = "anon:"
 SECRET_FILE = "visitor-secret"
 
 IdentityMode = Literal["login", "anonymous", "local"]
+IPV6_PREFIX = 64  # the addresses one IPv6 host can usually choose from
 
 
 def is_loopback(host: str) -> bool:
@@ -59,6 +69,11 @@ def identity_mode(config: Config) -> IdentityMode:
     exposed = config.share or not is_loopback(config.host)
     keep_apart = config.anonymous_users if config.anonymous_users is not None else exposed
     return "anonymous" if keep_apart else "local"
+
+
+def is_anonymous(owner: str) -> bool:
+    """An anonymous visitor's owner: anyone can get a fresh one by dropping the cookie."""
+    return owner.startswith(ANONYMOUS_PREFIX)
 
 
 def is_shared(config: Config) -> bool:
@@ -131,3 +146,82 @@ def read_api_tokens(path: str | Path) -> tuple[tuple[str, str], ...]:
     if len(set(tokens)) != len(tokens):
         raise SystemExit(f"{path}: two users have the same token; give each their own.")
     return tuple(pairs)
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class TrustedProxies:
+    """The reverse proxies whose ``X-Forwarded-For`` is believed (addresses or networks)."""
+
+    def __init__(self, entries: Iterable[str] = ()) -> None:
+        networks: list[IPNetwork] = []
+        for entry in entries:
+            try:
+                networks.append(ipaddress.ip_network(entry.strip(), strict=False))
+            except ValueError:
+                raise ValueError(
+                    f"{entry.strip()!r} is not an IP address or network (like 10.0.0.5 or "
+                    "10.0.0.0/8)"
+                ) from None
+        self._networks = tuple(networks)
+
+    def __bool__(self) -> bool:
+        return bool(self._networks)
+
+    def __contains__(self, host: object) -> bool:
+        address = _parse_ip(host) if isinstance(host, str) else host
+        if not isinstance(address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            return False  # a Unix socket, a test client: never a trusted proxy
+        return any(address in network for network in self._networks)
+
+    def client(self, peer: str | None, forwarded_for: Sequence[str]) -> str | None:
+        """The client's address: ``peer`` (the connection's), or from a trusted proxy's header.
+
+        ``forwarded_for`` holds the values of every ``X-Forwarded-For`` header, in order.
+        The right-most entry that is not a trusted proxy is the client; an entry
+        that is not an address (written by someone we do not trust) leaves ``peer``.
+        """
+        if peer is None or peer not in self:
+            return peer
+        entries = [entry.strip() for value in forwarded_for for entry in value.split(",")]
+        entries = [entry for entry in entries if entry]
+        for entry in reversed(entries):
+            address = _parse_ip(_strip_port(entry))
+            if address is None:
+                return peer
+            if address not in self:
+                return str(address)
+        return str(_parse_ip(_strip_port(entries[0]))) if entries else peer
+
+
+def address_key(address: str) -> str:
+    """What one party controls around ``address``: the IPv4 address, or its IPv6 /64.
+
+    Anything that is not an IP address (a Unix socket, a test client) is kept as it is.
+    """
+    parsed = _parse_ip(address)
+    if parsed is None:
+        return address.strip()
+    if isinstance(parsed, ipaddress.IPv6Address):
+        return str(ipaddress.ip_network(f"{parsed}/{IPV6_PREFIX}", strict=False))
+    return str(parsed)
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip().strip("[]").split("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped  # ::ffff:1.2.3.4 is 1.2.3.4
+    return address
+
+
+def _strip_port(entry: str) -> str:
+    """``1.2.3.4:80`` -> ``1.2.3.4``, ``[::1]:80`` -> ``::1``; a bare address stays."""
+    if entry.startswith("["):
+        return entry[1:].partition("]")[0]
+    if entry.count(":") == 1:
+        return entry.partition(":")[0]
+    return entry

@@ -17,6 +17,13 @@ every request, HttpOnly (no script reads it) and SameSite=Lax (no other site
 sends it). Both live in the visitor's browser and survive a reload.
 
 The REST API (/api/...) is left alone: API callers are known by their tokens.
+
+Where a visitor comes from matters too: anyone can drop the cookie and be a
+new visitor, so ``limits.Limits`` also counts an anonymous visitor's answers
+against the network address (``gr.Request.client.host``). Behind a reverse
+proxy every connection comes from the proxy; ``ClientAddresses`` (installed
+only with ``--trusted-proxies``) then names the client the proxy reports in
+``X-Forwarded-For``. Without it that header is ignored: anyone can write it.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from typing import Any
 from starlette.requests import HTTPConnection, cookie_parser
 
 from chatui.config import Config
-from chatui.users import VisitorIds, identity_mode, load_secret
+from chatui.users import TrustedProxies, VisitorIds, identity_mode, load_secret
 
 COOKIE = "chatui_visitor"
 MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
@@ -79,6 +86,38 @@ class VisitorCookies:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+class ClientAddresses:
+    """ASGI middleware: a request through a trusted proxy comes from the client it names.
+
+    Rewrites ``scope["client"]`` to ``TrustedProxies.client`` (the right-most
+    ``X-Forwarded-For`` entry that is not a trusted proxy), so everything
+    downstream (Gradio's ``gr.Request.client``, Starlette's ``request.client``)
+    sees the visitor, not the proxy. A connection from anywhere else keeps its
+    own address whatever headers it sends.
+    """
+
+    def __init__(self, app: ASGIApp, proxies: TrustedProxies) -> None:
+        self.app = app
+        self.proxies = proxies
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        peer = scope.get("client")
+        if scope["type"] in ("http", "websocket") and peer:
+            forwarded = [value.decode("latin-1") for name, value in scope.get("headers", [])
+                         if name == b"x-forwarded-for"]
+            client = self.proxies.client(peer[0], forwarded)
+            if client is not None and client != peer[0]:
+                scope = dict(scope)
+                scope["client"] = (client, 0)
+        await self.app(scope, receive, send)
+
+
+def trusted_proxies(config: Config) -> TrustedProxies | None:
+    """The proxies whose ``X-Forwarded-For`` is believed, or None (the header is ignored)."""
+    proxies = TrustedProxies(config.trusted_proxies)
+    return proxies if proxies else None
 
 
 def anonymous_visitors(config: Config) -> VisitorIds | None:

@@ -85,6 +85,85 @@ def test_zero_means_no_limit_and_the_local_user_has_none() -> None:
     assert limits_for(Config(anonymous_users=True)).settings == UserLimits()
 
 
+# ----- anonymous visitors: also per network address ---------------------------------------
+
+
+def test_anonymous_visitors_also_count_against_their_address() -> None:
+    clock = FakeClock()
+    limits = Limits(UserLimits(concurrent_answers=0, answers_per_minute=3), clock=clock)
+    for visitor in ("anon:a", "anon:b", "anon:c"):  # three fresh cookies, one machine
+        limits.admit(visitor, "192.0.2.1").release()
+    with pytest.raises(LimitExceeded, match="Your network address has started 3 answers") as no:
+        limits.admit("anon:d", "192.0.2.1")
+    assert no.value.retry_after == 60
+    limits.admit("anon:d", "192.0.2.2").release()  # another address is someone else
+    limits.admit("alice", "192.0.2.1").release()  # a login is counted as herself only
+    limits.admit("local", "192.0.2.1").release()
+    with pytest.raises(LimitExceeded):  # the refusal counted nowhere: still full
+        limits.admit("anon:a", "192.0.2.1")
+    clock.now += 60
+    limits.admit("anon:e", "192.0.2.1").release()
+
+
+def test_an_ipv6_host_is_its_64_and_spellings_do_not_matter() -> None:
+    limits = Limits(UserLimits(concurrent_answers=0, answers_per_minute=2), clock=FakeClock())
+    limits.admit("anon:a", "2001:db8:0:1::1").release()
+    limits.admit("anon:b", "2001:db8:0:1:ffff:ffff:ffff:ffff").release()
+    with pytest.raises(LimitExceeded, match="network address"):
+        limits.admit("anon:c", "2001:0db8:0000:0001::abcd")
+    limits.admit("anon:c", "2001:db8:0:2::1").release()  # the next /64 is another host
+    limits.admit("anon:d", "192.0.2.9").release()
+    limits.admit("anon:e", "::ffff:192.0.2.9").release()  # the same IPv4, mapped
+    with pytest.raises(LimitExceeded):
+        limits.admit("anon:f", "192.0.2.9")
+
+
+def test_answers_at_once_per_address_are_given_back_on_release() -> None:
+    limits = Limits(UserLimits(concurrent_answers=2, answers_per_minute=0))
+    first, second = limits.admit("anon:a", "192.0.2.1"), limits.admit("anon:b", "192.0.2.1")
+    with pytest.raises(LimitExceeded, match="Your network address already has 2 answers"):
+        limits.admit("anon:c", "192.0.2.1")
+    assert limits.running("anon:a") == 1  # the refused attempt counted nowhere
+    first.release()
+    first.release()
+    with limits.admit("anon:c", "192.0.2.1"):
+        assert limits.running("anon:c") == 1
+    second.release()
+    held = [limits.admit(f"anon:{n}", "192.0.2.1") for n in range(2)]
+    assert len(held) == 2  # everything was given back
+
+
+def test_anonymous_answers_without_an_address_share_one_bucket() -> None:
+    limits = Limits(UserLimits(concurrent_answers=0, answers_per_minute=2), clock=FakeClock())
+    limits.admit("anon:a").release()
+    limits.admit("anon:b", None).release()
+    with pytest.raises(LimitExceeded, match="network address"):
+        limits.admit("anon:c", "")
+    limits.admit("anon:c", "192.0.2.1").release()
+
+
+def test_one_off_visitors_are_forgotten_but_recent_answers_still_count() -> None:
+    clock = FakeClock()
+    limits = Limits(UserLimits(concurrent_answers=0, answers_per_minute=1), clock=clock)
+    for number in range(500):  # a stream of visitors that each come once, from many places
+        limits.admit(f"anon:{number}", f"10.0.{number // 250}.{number % 250}").release()
+    clock.now = 1065.0
+    limits.admit("bob").release()
+    clock.now = 1070.0  # a minute after the visitors: their windows are empty now
+    limits.admit("carol").release()
+    assert set(limits._started) == {"bob", "carol"}  # the memory they held is given back
+    with pytest.raises(LimitExceeded):
+        limits.admit("bob")  # bob's answer five seconds ago still counts
+
+
+def test_the_local_user_stays_unlimited_wherever_it_comes_from() -> None:
+    limits = limits_for(Config())
+    held = [limits.admit("local", "127.0.0.1") for _ in range(50)]
+    assert limits.running("local") == 50
+    for admission in held:
+        admission.release()
+
+
 # ----- through the chat service ------------------------------------------------------
 
 
@@ -173,3 +252,27 @@ def test_two_threads_racing_for_the_last_slot_get_it_once(
     for steps in generations:
         steps.close()
     assert service.limits.running("alice") == 0
+
+
+def test_the_service_counts_an_anonymous_visitors_address(
+    fake_backend: FakeBackend, tmp_path: Path
+) -> None:
+    client = BackendClient(fake_backend.base_url, first_token_timeout=5, stall_timeout=5)
+    store = ConversationStore(tmp_path / "data")
+    limits = Limits(UserLimits(concurrent_answers=0, answers_per_minute=2), clock=FakeClock())
+    service = ChatService(store, client, default_model="fake-model", limits=limits)
+    try:
+        for visitor in ("anon:one", "anon:two"):
+            chat = service.create(visitor)
+            assert list(service.send(chat.id, "hi", owner=visitor,
+                                     address="198.51.100.4"))[-1].done
+        third = service.create("anon:three")
+        with pytest.raises(LimitExceeded, match="network address"):
+            next(service.send(third.id, "hi", owner="anon:three", address="198.51.100.4"))
+        assert service.conversation(third.id).messages == {}  # nothing stored
+        assert list(service.send(third.id, "hi", owner="anon:three",
+                                 address="198.51.100.5"))[-1].done
+        assert len(fake_backend.requests) == 3
+    finally:
+        client.close()
+        store.close()

@@ -142,11 +142,22 @@ def test_not_a_stream_is_a_protocol_error(lines: list[str]) -> None:
         list(parse_stream(lines))
 
 
-def test_stream_without_done_marker_still_ends_with_done() -> None:
-    lines = content_lines("Hi", " there")[:-2]
+def test_stream_without_done_marker_but_with_a_finish_reason_ends_with_done() -> None:
+    finish = {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    lines = [*content_lines("Hi", " there")[:-2], f"data: {json.dumps(finish)}", ""]
     events = list(parse_stream(lines))
     assert fold(events).content == "Hi there"
-    assert events[-1] == Done()
+    assert events[-2:] == [FinishReason("stop"), Done()]
+
+
+def test_stream_cut_off_without_done_or_finish_reason_raises_after_what_arrived() -> None:
+    events: list[StreamEvent] = []
+    with pytest.raises(StreamProtocolError, match="ended the answer early"):
+        for event in parse_stream(content_lines("<think>hm", " <", "/thi")[:-2]):
+            events.append(event)  # noqa: PERF402 - keep what came before the error
+    answer = fold(events)
+    assert (answer.reasoning, answer.content) == ("hm </thi", "")  # held-back text released
+    assert Done() not in events
 
 
 def test_nothing_after_done_is_read() -> None:

@@ -15,8 +15,16 @@ from starlette.testclient import TestClient
 from chatui.api.auth import bearer_check, token_owners
 from chatui.api.errors import Unauthorized
 from chatui.config import Config, parse_config
-from chatui.users import VisitorIds, identity_mode, load_secret, read_api_tokens
-from chatui.visitors import COOKIE, VisitorCookies, visitor_owner
+from chatui.errors import ConfigError
+from chatui.users import (
+    TrustedProxies,
+    VisitorIds,
+    address_key,
+    identity_mode,
+    load_secret,
+    read_api_tokens,
+)
+from chatui.visitors import COOKIE, ClientAddresses, VisitorCookies, visitor_owner
 
 SECRET = b"0123456789abcdef0123456789abcdef"
 
@@ -167,3 +175,71 @@ def test_the_rest_api_gets_no_visitor_cookie(visitor_app: tuple[Starlette, Visit
     response = client.get("/api/v1/whoami")
     assert response.json() == {"owner": None}
     assert "set-cookie" not in response.headers
+
+
+# ----- where a request comes from: trusted proxies and X-Forwarded-For ---------------------
+
+
+PROXIES = TrustedProxies(["10.0.0.5", "10.1.0.0/16", "fd00::/8"])
+
+
+@pytest.mark.parametrize(("peer", "forwarded", "client"), [
+    ("192.0.2.1", [], "192.0.2.1"),
+    ("192.0.2.1", ["203.0.113.9"], "192.0.2.1"),  # not a proxy: its header means nothing
+    ("10.0.0.5", [], "10.0.0.5"),
+    ("10.0.0.5", ["203.0.113.9"], "203.0.113.9"),
+    ("10.0.0.5", ["6.6.6.6, 203.0.113.9"], "203.0.113.9"),  # the left part is the client's
+    ("10.0.0.5", ["6.6.6.6", "203.0.113.9, 10.1.2.3"], "203.0.113.9"),  # proxy chain
+    ("10.0.0.5", ["203.0.113.9:5555"], "203.0.113.9"),
+    ("10.0.0.5", ["[2001:db8::7]:443"], "2001:db8::7"),
+    ("fd00::1", ["2001:db8::7"], "2001:db8::7"),
+    ("10.0.0.5", ["10.1.0.1, 10.0.0.5"], "10.1.0.1"),  # only proxies: the first one
+    ("10.0.0.5", ["203.0.113.9, not-an-address"], "10.0.0.5"),  # junk: the proxy's own
+    ("10.0.0.5", [""], "10.0.0.5"),
+])
+def test_the_client_is_the_right_most_address_no_trusted_proxy_wrote(
+    peer: str, forwarded: list[str], client: str
+) -> None:
+    assert PROXIES.client(peer, forwarded) == client
+
+
+def test_without_trusted_proxies_the_header_is_ignored_and_junk_is_refused() -> None:
+    nobody = TrustedProxies()
+    assert not nobody
+    assert nobody.client("127.0.0.1", ["203.0.113.9"]) == "127.0.0.1"
+    with pytest.raises(ValueError, match="not an IP address or network"):
+        TrustedProxies(["proxy.example.com"])
+
+
+def test_address_keys_fold_an_ipv6_host_into_its_64() -> None:
+    assert address_key("192.0.2.1") == "192.0.2.1"
+    assert address_key("::ffff:192.0.2.1") == "192.0.2.1"
+    assert address_key("2001:db8:0:1::5") == address_key("2001:0db8:0:1:abcd::1")
+    assert address_key("2001:db8:0:1::5") != address_key("2001:db8:0:2::5")
+    assert address_key("testclient") == "testclient"
+
+
+def test_trusted_proxies_flag_and_variable() -> None:
+    assert parse_config([], environ={}).trusted_proxies == ()
+    config = parse_config(["--trusted-proxies", "10.0.0.5, 10.1.0.0/16"], environ={})
+    assert config.trusted_proxies == ("10.0.0.5", "10.1.0.0/16")
+    from_env = parse_config([], environ={"CHATUI_TRUSTED_PROXIES": "::1,127.0.0.1"})
+    assert from_env.trusted_proxies == ("::1", "127.0.0.1")
+    with pytest.raises(ConfigError, match="--trusted-proxies"):
+        parse_config(["--trusted-proxies", "my-proxy"], environ={})
+
+
+def test_the_middleware_believes_only_a_trusted_proxys_header() -> None:
+    async def whoami(request: Request) -> JSONResponse:
+        return JSONResponse({"client": request.client.host if request.client else None})
+
+    app = Starlette(routes=[Route("/", whoami)])
+    app.add_middleware(ClientAddresses, proxies=TrustedProxies(["127.0.0.0/8"]))
+    # starlette's TestClient connects as "testclient", which is no IP address: not trusted
+    with TestClient(app) as http:
+        assert http.get("/", headers={"X-Forwarded-For": "203.0.113.9"}).json() == {
+            "client": "testclient"}
+    with TestClient(app, client=("127.0.0.1", 5000)) as http:
+        assert http.get("/").json() == {"client": "127.0.0.1"}
+        assert http.get("/", headers={"X-Forwarded-For": "1.1.1.1, 203.0.113.9"}).json() == {
+            "client": "203.0.113.9"}

@@ -14,6 +14,9 @@ Like ``handlers``, plain functions over the chat service that yield ``Screen``s:
 Closing a generator here (Gradio does when the page goes away) stops the
 service's generation, which ends the upstream request and keeps the partial
 answer as "stopped".
+
+``address`` is where the browser's request came from (``wiring`` reads it from
+``gr.Request``); the service counts an anonymous visitor's answers against it.
 """
 
 from __future__ import annotations
@@ -45,7 +48,8 @@ Start = Callable[[], Iterator[Progress]]
 
 
 def send(
-    service: ChatService, owner: str, view: View, text: str, form: Sequence[Any]
+    service: ChatService, owner: str, view: View, text: str, form: Sequence[Any],
+    address: str | None = None,
 ) -> Iterator[Screen]:
     """Add the user's message and stream the answer; a new chat is created first."""
     if not text.strip():
@@ -70,13 +74,14 @@ def send(
     stored = conversation
     yield from _generate(
         service, owner, replace(view, conversation_id=cid),
-        lambda: render_conversation(stored) + pending_rows(text),
-        lambda: service.send(cid, text, owner=owner), text,
+        lambda: render_conversation(stored, image_hosts=view.image_hosts) + pending_rows(text),
+        lambda: service.send(cid, text, owner=owner, address=address), text,
     )
 
 
 def edit(
-    service: ChatService, owner: str, view: View, index: int | tuple[int, int], text: str
+    service: ChatService, owner: str, view: View, index: int | tuple[int, int], text: str,
+    address: str | None = None,
 ) -> Iterator[Screen]:
     """A new version of the user message at chat row ``index``, with a fresh answer."""
     message_id = _message_at(view, index)
@@ -86,12 +91,14 @@ def edit(
         return
     text = strip_footer(text)
     yield from _generate(
-        service, owner, view, None, lambda: service.edit(cid, message_id, text, owner=owner)
+        service, owner, view, None,
+        lambda: service.edit(cid, message_id, text, owner=owner, address=address),
     )
 
 
 def regenerate(
-    service: ChatService, owner: str, view: View, message_id: str, model: str | None
+    service: ChatService, owner: str, view: View, message_id: str, model: str | None,
+    address: str | None = None,
 ) -> Iterator[Screen]:
     """A new answer beside ``message_id`` (with ``model`` when given); the old one stays."""
     cid = view.conversation_id
@@ -99,22 +106,27 @@ def regenerate(
         return
     yield from _generate(
         service, owner, view, None,
-        lambda: service.regenerate(cid, message_id, owner=owner, model=model or None),
+        lambda: service.regenerate(cid, message_id, owner=owner, model=model or None,
+                                   address=address),
     )
 
 
-def continue_answer(service: ChatService, owner: str, view: View, message_id: str) -> Iterator[Screen]:
+def continue_answer(
+    service: ChatService, owner: str, view: View, message_id: str, address: str | None = None,
+) -> Iterator[Screen]:
     """More text at the end of the answer ``message_id``, in place."""
     cid = view.conversation_id
     if cid is None:
         return
     yield from _generate(
-        service, owner, view, None, lambda: service.continue_answer(cid, message_id, owner=owner)
+        service, owner, view, None,
+        lambda: service.continue_answer(cid, message_id, owner=owner, address=address),
     )
 
 
 def answer(
-    service: ChatService, owner: str, view: View, message_id: str, model: str | None
+    service: ChatService, owner: str, view: View, message_id: str, model: str | None,
+    address: str | None = None,
 ) -> Iterator[Screen]:
     """Answer a user message whose answer failed (the footer's Retry on such a question)."""
     cid = view.conversation_id
@@ -122,12 +134,14 @@ def answer(
         return
     yield from _generate(
         service, owner, view, None,
-        lambda: service.answer(cid, message_id, owner=owner, model=model or None),
+        lambda: service.answer(cid, message_id, owner=owner, model=model or None,
+                               address=address),
     )
 
 
 def act(
-    service: ChatService, owner: str, view: View, value: str | None, model: str | None
+    service: ChatService, owner: str, view: View, value: str | None, model: str | None,
+    address: str | None = None,
 ) -> Iterator[Screen]:
     """Run a footer button's action (see ``render``): branch steps, regenerate, continue."""
     parsed = handlers.parse_action(value)
@@ -137,11 +151,11 @@ def act(
     if action in ("prev", "next"):
         yield handlers.step(service, owner, view, message_id, -1 if action == "prev" else 1)
     elif action == "regen":
-        yield from regenerate(service, owner, view, message_id, model)
+        yield from regenerate(service, owner, view, message_id, model, address)
     elif action == "cont":
-        yield from continue_answer(service, owner, view, message_id)
+        yield from continue_answer(service, owner, view, message_id, address)
     else:
-        yield from answer(service, owner, view, message_id, model)
+        yield from answer(service, owner, view, message_id, model, address)
 
 
 def stop(service: ChatService, view: View, grace: float = STOP_GRACE) -> bool:
@@ -191,8 +205,9 @@ def _generate(
             else:
                 if prefix is None:  # what is above the answer does not change while it streams
                     prefix = render_path(progress.conversation, progress.path()[:-1],
-                                         streaming=True)
-                frame = prefix + render_message(progress.conversation, progress.message)
+                                         streaming=True, image_hosts=view.image_hosts)
+                frame = prefix + render_message(progress.conversation, progress.message,
+                                                image_hosts=view.image_hosts)
             yield Screen(
                 view=replace(running, message_ids=frame.message_ids) if frame else running,
                 chat=frame.rows if frame else None, streaming_frame=not first,

@@ -13,16 +13,19 @@ and never wait behind the streams.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 
+from chatui.sanitize import plain_markdown
 from chatui.service import ChatService
 from chatui.ui import generation, handlers
 from chatui.ui.documents import wire_documents
 from chatui.ui.layout import Page
 from chatui.ui.screen import FORM_FIELDS, Screen, View, settings_to_form
+from chatui.ui.status import status_line
 from chatui.uploads import DocumentUploads
 
 ANSWERS = "answers"
@@ -36,6 +39,13 @@ def session_owner(request: gr.Request | None) -> str:
     """
     username = request.username if request is not None else None
     return username or "local"
+
+
+def session_address(request: gr.Request | None) -> str | None:
+    """The network address this request came from (the client's, behind a trusted proxy)."""
+    client = getattr(request, "client", None) if request is not None else None
+    host = getattr(client, "host", None)
+    return str(host) if host else None
 
 
 def _outputs(page: Page) -> list[Any]:
@@ -53,15 +63,16 @@ def updates(screen: Screen, before: View | None = None) -> tuple[Any, ...]:
     view_out = skip if view == before else view
     if screen.streaming_frame:
         return (view_out, skip, chat) + (skip,) * (9 + len(FORM_FIELDS))
-    if screen.notice:
-        gr.Warning(screen.notice)
+    if screen.notice:  # text from outside too (the model server's error): shown as text
+        gr.Warning(html.escape(screen.notice))
     idle = not view.generating
     if screen.conversations is not None:
         listing = gr.update(choices=list(screen.conversations), value=view.conversation_id,
                             interactive=idle)
     else:
         listing = gr.update(interactive=idle)
-    notice = skip if screen.notice is None else (f"⚠️ {screen.notice}" if screen.notice else "")
+    notice = (skip if screen.notice is None
+              else f"⚠️ {plain_markdown(screen.notice)}" if screen.notice else "")
     return (
         view_out,
         view.conversation_id if screen.chat is not None else skip,
@@ -103,19 +114,24 @@ def wire(page: Page, service: ChatService, uploads: DocumentUploads) -> None:
             yield updates(screen, before)
             before = screen.view
 
-    def on_load(request: gr.Request, remembered: str | None) -> tuple[Any, ...]:
-        return updates(handlers.load(service, session_owner(request), remembered))
+    def on_load(request: gr.Request, remembered: str | None, view: View) -> tuple[Any, ...]:
+        return updates(handlers.load(service, session_owner(request), remembered, view))
 
-    def on_send(request: gr.Request, view: View, text: str, *values: Any) -> Iterator[tuple[Any, ...]]:
-        yield from shown(generation.send(service, session_owner(request), view, text, values), view)
+    def on_send(
+        request: gr.Request, view: View, text: str, *values: Any
+    ) -> Iterator[tuple[Any, ...]]:
+        yield from shown(generation.send(service, session_owner(request), view, text, values,
+                                         session_address(request)), view)
 
     def on_edit(request: gr.Request, data: gr.EditData, view: View) -> Iterator[tuple[Any, ...]]:
         text = data.value if isinstance(data.value, str) else str(data.value)
-        yield from shown(generation.edit(service, session_owner(request), view, data.index, text), view)
+        yield from shown(generation.edit(service, session_owner(request), view, data.index, text,
+                                         session_address(request)), view)
 
     def on_act(request: gr.Request, view: View, action: str, picked: str | None
                ) -> Iterator[tuple[Any, ...]]:
-        yield from shown(generation.act(service, session_owner(request), view, action, picked), view)
+        yield from shown(generation.act(service, session_owner(request), view, action, picked,
+                                        session_address(request)), view)
 
     def on_stop(view: View) -> None:
         generation.stop(service, view)
@@ -145,15 +161,26 @@ def wire(page: Page, service: ChatService, uploads: DocumentUploads) -> None:
     def on_settings(request: gr.Request, view: View, *values: Any) -> tuple[Any, ...]:
         return updates(handlers.save_settings(service, session_owner(request), view, values), view)
 
-    page.blocks.load(on_load, [page.remembered], outputs, api_visibility="private")
+    page.blocks.load(on_load, [page.remembered, page.view], outputs, api_visibility="private")
     answer_options: dict[str, Any] = {
         "outputs": outputs, "concurrency_id": ANSWERS, "show_progress": "hidden",
     }
-    gr.on([page.send.click, page.message.submit], on_send, [page.view, page.message, *form],
-          api_name="send", **answer_options)
-    page.chatbot.edit(on_edit, [page.view], api_visibility="private", **answer_options)
-    page.bridge.submit(on_act, [page.view, page.bridge, model], api_name="act", **answer_options)
-    quick: dict[str, Any] = {"outputs": outputs, "concurrency_limit": None, "show_progress": "hidden"}
+    answered = [
+        gr.on([page.send.click, page.message.submit], on_send, [page.view, page.message, *form],
+              api_name="send", **answer_options),
+        page.chatbot.edit(on_edit, [page.view], api_visibility="private", **answer_options),
+        page.bridge.submit(on_act, [page.view, page.bridge, model], api_name="act",
+                           **answer_options),
+    ]
+    # The model's status line: on load, every few seconds, and after each answer (or error).
+    status: dict[str, Any] = {"queue": False, "show_progress": "hidden",
+                              "api_visibility": "private"}
+    gr.on([page.blocks.load, page.status_timer.tick], lambda: status_line(service), None,
+          page.backend_status, **status)
+    for event in answered:
+        event.then(lambda: status_line(service), None, page.backend_status, **status)
+    quick: dict[str, Any] = {"outputs": outputs, "concurrency_limit": None,
+                             "show_progress": "hidden"}
     page.bridge.click(on_act, [page.view, page.bridge, model], api_name="step", **quick)
     # Not queued: Stop must work while the queue is full (``--max-queue`` reached).
     page.stop.click(on_stop, [page.view], None, queue=False, api_name="stop",
@@ -177,6 +204,6 @@ def wire(page: Page, service: ChatService, uploads: DocumentUploads) -> None:
     rag = page.form[FORM_FIELDS.index("rag_enabled")]
     saves = [field.blur for field in page.form  # a Checkbox has no blur
              if field is not model and not isinstance(field, gr.Checkbox)]
-    gr.on(saves + [model.input, rag.input], on_settings, [page.view, *form],
+    gr.on([*saves, model.input, rag.input], on_settings, [page.view, *form],
           api_name="save_settings", **quick)
     wire_documents(page, service, uploads, outputs=outputs, shown=updates, owner_of=session_owner)
