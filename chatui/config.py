@@ -4,6 +4,11 @@ Every flag has an environment variable (``CHATUI_<FLAG>``); a flag beats its
 variable, which beats the default. ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``
 are honoured when the chatui variables are not set. The README's
 configuration table is generated from the same names: keep them in sync.
+
+``parse_config`` checks everything that needs nothing loaded (a malformed
+``--api-base``, a port out of range, ``--share`` without logins, an API exposed
+without a token, unreadable auth or token files) and raises ``ConfigError``
+with one sentence, so a wrong start fails in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from chatui.errors import ConfigError
 from chatui.tree import Settings
-from chatui.users import read_api_tokens
+from chatui.users import TrustedProxies, is_loopback, read_api_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,15 +33,17 @@ class Config:
     model: str | None = None
     host: str = "127.0.0.1"
     port: int = 7860
-    data_dir: Path = Path("~/.chatui").expanduser()
+    data_dir: Path = field(default_factory=lambda: Path("~/.chatui").expanduser())
     auth: tuple[tuple[str, str], ...] = ()
     share: bool = False
     api_token: str | None = None
     api_tokens: tuple[tuple[str, str], ...] = ()  # (user, token) from --api-tokens-file
     anonymous_users: bool | None = None  # None: when listening beyond loopback
+    trusted_proxies: tuple[str, ...] = ()  # addresses/networks whose X-Forwarded-For is believed
     user_concurrency: int = 2
     user_requests_per_minute: int = 20
     user_max_documents: int = 100
+    user_max_chunks: int = 50_000
     concurrency_limit: int = 16
     max_queue: int = 64
     context: int = 4096
@@ -43,6 +52,9 @@ class Config:
     stall_timeout: float = 60.0
     embedding_model: str | None = None
     max_upload_mb: float = 25.0
+    max_document_chars: int = 2_000_000
+    max_document_chunks: int = 5_000
+    allowed_image_hosts: tuple[str, ...] = ()  # images in answers/documents from these load
     defaults: Settings = field(default_factory=Settings)
 
     @property
@@ -68,16 +80,19 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         description="A local chat web app for OpenAI-compatible model servers.",
     )
     parser.add_argument("command", nargs="?", choices=["serve", "chat"], default="serve",
-                        help="serve: the web app and REST API (default); chat: chat in the terminal")
+                        help="serve: the web app and REST API (default); "
+                             "chat: chat in the terminal")
     backend = parser.add_argument_group("model server")
     backend.add_argument("--api-base", default=env("API_BASE", "OPENAI_BASE_URL"),
-                         help="OpenAI-compatible base URL ending in /v1; unset: run the embedded model")
+                         help="OpenAI-compatible base URL ending in /v1; "
+                              "unset: run the embedded model")
     backend.add_argument("--api-key", default=env("API_KEY", "OPENAI_API_KEY"))
     backend.add_argument("--model", default=env("MODEL"),
                          help="default model (default: the first one the server lists)")
     backend.add_argument("--context", type=int, default=int(env("CONTEXT") or 4096),
                          help="context size in tokens (embedded server's n_ctx, prompt budget)")
-    backend.add_argument("--connect-timeout", type=float, default=float(env("CONNECT_TIMEOUT") or 10))
+    backend.add_argument("--connect-timeout", type=float,
+                         default=float(env("CONNECT_TIMEOUT") or 10))
     backend.add_argument("--first-token-timeout", type=float,
                          default=float(env("FIRST_TOKEN_TIMEOUT") or 120))
     backend.add_argument("--stall-timeout", type=float, default=float(env("STALL_TIMEOUT") or 60))
@@ -99,6 +114,10 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                         default=_flag(env("ANONYMOUS_USERS")),
                         help="without --auth, give every browser its own anonymous user "
                              "(default: on when --host is not loopback)")
+    server.add_argument("--trusted-proxies", default=env("TRUSTED_PROXIES") or "",
+                        metavar="ADDRESSES",
+                        help="comma-separated reverse proxy addresses or networks whose "
+                             "X-Forwarded-For names the client (default: none, header ignored)")
     limits = parser.add_argument_group("per-user limits (with --auth or anonymous users; 0: none)")
     limits.add_argument("--user-concurrency", type=int, default=int(env("USER_CONCURRENCY") or 2),
                         help="answers one user may have generating at once")
@@ -108,6 +127,9 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     limits.add_argument("--user-max-documents", type=int,
                         default=int(env("USER_MAX_DOCUMENTS") or 100),
                         help="documents one user may keep")
+    limits.add_argument("--user-max-chunks", type=int,
+                        default=int(env("USER_MAX_CHUNKS") or 50_000),
+                        help="passages one user's documents may hold in all")
     server.add_argument("--concurrency-limit", type=int,
                         default=int(env("CONCURRENCY_LIMIT") or 16),
                         help="answers streamed at once across all users")
@@ -116,6 +138,16 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     rag.add_argument("--embedding-model", default=env("EMBEDDING_MODEL"),
                      help="sentence-transformers model name or folder (default: bundled MiniLM)")
     rag.add_argument("--max-upload-mb", type=float, default=float(env("MAX_UPLOAD_MB") or 25))
+    rag.add_argument("--max-document-chars", type=int,
+                     default=int(env("MAX_DOCUMENT_CHARS") or 2_000_000),
+                     help="most characters one file may unpack to")
+    rag.add_argument("--max-document-chunks", type=int,
+                     default=int(env("MAX_DOCUMENT_CHUNKS") or 5_000),
+                     help="most passages one file may make (0: no limit)")
+    server.add_argument("--allowed-image-hosts", default=env("ALLOWED_IMAGE_HOSTS") or "",
+                        metavar="HOSTS",
+                        help="comma-separated hosts (host or host:port) whose images in answers "
+                             "and documents are shown; others are links (default: none)")
     gen = parser.add_argument_group("default generation settings")
     gen.add_argument("--system-prompt", default=env("SYSTEM_PROMPT") or "")
     for name, kind in (("temperature", float), ("top-p", float), ("top-k", int),
@@ -130,7 +162,18 @@ def _flag(raw: str | None) -> bool | None:
     return None if raw is None or raw == "" else raw.lower() in ("1", "true", "yes", "on")
 
 
-def _auth_pairs(flags: Sequence[str] | None, auth_file: str | None, environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+def _trusted_proxies(raw: str) -> tuple[str, ...]:
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    try:
+        TrustedProxies(entries)
+    except ValueError as error:
+        raise ConfigError(f"--trusted-proxies: {error}.") from None
+    return entries
+
+
+def _auth_pairs(
+    flags: Sequence[str] | None, auth_file: str | None, environ: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
     entries = list(flags or [])
     if not entries and (raw := _env(environ, "AUTH")):
         entries = [part for part in raw.split(",") if part]
@@ -141,17 +184,73 @@ def _auth_pairs(flags: Sequence[str] | None, auth_file: str | None, environ: Map
     for entry in entries:
         user, sep, password = entry.partition(":")
         if not sep or not user or not password:
-            raise SystemExit(f"--auth expects USER:PASSWORD, got {entry!r}.")
+            raise ConfigError(f"--auth expects USER:PASSWORD, got {entry!r}.")
         pairs.append((user, password))
     return tuple(pairs)
 
 
-def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+def _checked_api_base(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        url = urlsplit(raw)
+        _ = url.port  # a port that is not a number raises here
+    except ValueError:
+        url = None
+    if url is None or url.scheme not in ("http", "https") or not url.hostname:
+        raise ConfigError(
+            f"--api-base must be an http:// or https:// URL such as "
+            f"http://127.0.0.1:8080/v1, not {raw!r}."
+        )
+    return raw.rstrip("/")
+
+
+def _check_exposure(config: Config) -> None:
+    """Serving the REST API beyond this machine needs a token (``chatui.api.auth`` agrees)."""
+    if config.command != "serve" or config.api_token or config.api_tokens:
+        return
+    if config.share or not is_loopback(config.host):
+        where = "through a public share link" if config.share else f"on {config.host}"
+        raise ConfigError(
+            f"chatui would serve its REST API {where} without a password. "
+            "Set a token with --api-token TOKEN (or CHATUI_API_TOKEN); API clients then send "
+            "'Authorization: Bearer TOKEN'. Or listen on 127.0.0.1 only."
+        )
+
+
+def parse_config(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """The configuration from flags and environment; ``ConfigError`` (one sentence) if unusable.
+
+    argparse itself still exits with status 2 and its usage line for an
+    unknown flag or a value of the wrong type.
+    """
     environ = os.environ if environ is None else environ
     args = _parser(environ).parse_args(argv)
-    config = Config(
+    if not 0 < args.port < 65536:
+        raise ConfigError(f"--port must be between 1 and 65535, not {args.port}.")
+    try:
+        config = _config(args, environ)
+    except SystemExit as refusal:  # users.read_api_tokens and friends say what is wrong
+        if isinstance(refusal.code, str):
+            raise ConfigError(refusal.code) from None
+        raise
+    except OSError as error:  # --auth-file or --api-tokens-file cannot be read
+        raise ConfigError(f"Cannot read {error.filename}: {error.strerror}.") from None
+    if config.share and not config.auth:
+        raise ConfigError(
+            "--share makes the app reachable by anyone who has the link. "
+            "Add --auth USER:PASSWORD (or --auth-file) so only people you choose can log in."
+        )
+    _check_exposure(config)
+    return config
+
+
+def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
+    return Config(
         command=args.command,
-        api_base=args.api_base.rstrip("/") if args.api_base else None,
+        api_base=_checked_api_base(args.api_base),
         api_key=args.api_key,
         model=args.model,
         host=args.host,
@@ -162,9 +261,11 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         api_token=args.api_token,
         api_tokens=read_api_tokens(args.api_tokens_file) if args.api_tokens_file else (),
         anonymous_users=args.anonymous_users,
+        trusted_proxies=_trusted_proxies(args.trusted_proxies),
         user_concurrency=args.user_concurrency,
         user_requests_per_minute=args.user_requests_per_minute,
         user_max_documents=args.user_max_documents,
+        user_max_chunks=args.user_max_chunks,
         concurrency_limit=args.concurrency_limit,
         max_queue=args.max_queue,
         context=args.context,
@@ -173,15 +274,13 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         stall_timeout=args.stall_timeout,
         embedding_model=args.embedding_model,
         max_upload_mb=args.max_upload_mb,
+        max_document_chars=args.max_document_chars,
+        max_document_chunks=args.max_document_chunks,
+        allowed_image_hosts=tuple(
+            host.strip().lower() for host in args.allowed_image_hosts.split(",") if host.strip()),
         defaults=Settings(
             system_prompt=args.system_prompt, model=None, temperature=args.temperature,
             top_p=args.top_p, top_k=args.top_k, min_p=args.min_p, max_tokens=args.max_tokens,
             repeat_penalty=args.repeat_penalty, seed=args.seed,
         ),
     )
-    if config.share and not config.auth:
-        raise SystemExit(
-            "--share makes the app reachable by anyone who has the link. "
-            "Add --auth USER:PASSWORD (or --auth-file) so only people you choose can log in."
-        )
-    return config

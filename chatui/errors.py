@@ -7,14 +7,35 @@
      |    +-- BackendHTTPError         HTTP 4xx/5xx; carries the server's own message
      |    +-- BackendStreamError       an error object sent inside a 200 stream
      |    +-- StreamProtocolError      the stream is not valid SSE/JSON
+     |    +-- BackendDown              the embedded model crashed: restarting, or gave up
+     |    +-- EmbeddedServerError      the embedded model server could not be started
      +-- StoreError                    the conversation store cannot read or write
      |    +-- StoreCorrupt             a file on disk is not a readable store file
      +-- NotFound                      unknown conversation or message
      +-- ConversationBusy              a generation is already running on this chat
      +-- InvalidRequest                the request itself makes no sense
      +-- LimitExceeded                 a per-user limit (answers at once, per minute, documents)
+     +-- StartupError                  chatui cannot start as configured
+     |    +-- ConfigError              a flag or variable is wrong (or unsafe); nothing loaded yet
+     |    +-- PortInUse                something else already listens on --host/--port
+     |    +-- DataFolderError          the data folder cannot be created, read or written
+     +-- Unauthorized                  (chatui.api.errors) no bearer token, or a wrong one
+     +-- AnswerStopped                 (chatui.api.errors) stopped before its first token
 
-Translate these to ``gr.Error`` or HTTP status codes only at the edges (UI, REST).
+Translate these to ``gr.Error`` or HTTP status codes only at the edges (UI, REST;
+``chatui.api.errors`` keeps the table of statuses). At start-up ``chatui.cli``
+prints ``str(error)`` as one line and exits with 1 (2 for a ``ConfigError``),
+never a traceback; a second chatui on the same data folder is a ``StoreError``
+(the store holds a lock on the folder).
+
+Documents have their own tree, ``rag_index.RagError`` (``rag_index/errors.py``),
+because ``rag_index`` knows nothing of chatui. It meets this one at the edges:
+the upload and search handlers show a ``RagError`` per file or search;
+``retrieval.LibraryRetriever`` turns one raised during an answer into a
+``ChatError`` ("Searching your documents failed: ..."); and ``chatui.cli``
+prints one that stops start-up the way it prints a ``ChatError``. The one
+``RagError`` chatui raises itself is ``uploads.NotUploaded``, a ``DocumentError``,
+so a refused upload is reported like any file that cannot be read.
 """
 
 from __future__ import annotations
@@ -55,6 +76,10 @@ class StreamProtocolError(BackendError):
     """The model server sent something that is not a valid event stream."""
 
 
+class BackendDown(BackendError):
+    """The embedded model is not running: it crashed and is being restarted, or gave up."""
+
+
 class StoreError(ChatError):
     """The conversation store could not read or write."""
 
@@ -76,8 +101,28 @@ class InvalidRequest(ChatError):
 
 
 class LimitExceeded(ChatError):
-    """One of the user's limits is reached; ``retry_after`` seconds is when to try again, if known."""
+    """One of the user's limits is reached; try again in ``retry_after`` seconds, if known."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class EmbeddedServerError(BackendError):
+    """The embedded model server could not be started (the message ends with its log)."""
+
+
+class StartupError(ChatError):
+    """chatui cannot start as configured; nothing is served."""
+
+
+class ConfigError(StartupError):
+    """A flag or environment variable is wrong, missing or unsafe (found before loading)."""
+
+
+class PortInUse(StartupError):
+    """Another program already listens on the address and port chatui should serve on."""
+
+
+class DataFolderError(StartupError):
+    """The data folder cannot be created, read or written."""

@@ -2,7 +2,15 @@
 
 ``open_runtime(config)`` is a context manager: on exit (normal, Ctrl-C, or
 SIGTERM once ``exit_on_sigterm`` is installed) the embedded model server is
-stopped and the store closed. Tests open a runtime the same way.
+stopped and the store closed. The embedded server runs under an
+``EmbeddedSupervisor`` (restarted when it crashes; its log in
+``<data_dir>/logs``); an external one is watched by an ``ExternalWatch``.
+Tests open a runtime the same way.
+
+The store opens first (a data folder held by another chatui stops here, before
+the model server starts), and the document library opens without its model:
+``runtime.library.start_loading()`` (``chatui.cli`` calls it once the page
+answers) or the first document call loads torch and MiniLM.
 """
 
 from __future__ import annotations
@@ -26,6 +34,8 @@ from chatui.limits import limits_for
 from chatui.retrieval import LibraryRetriever
 from chatui.service import ChatService
 from chatui.store import ConversationStore
+from chatui.supervisor import BackendWatch, EmbeddedSupervisor, ExternalWatch
+from chatui.users import is_shared
 
 log = logging.getLogger("chatui")
 
@@ -50,7 +60,8 @@ def pick_default_model(config: Config, backend: BackendClient) -> str | None:
     try:
         models = backend.list_models()
     except BackendError as error:
-        log.warning("Could not list the server's models (%s); sending no model name.", error)
+        log.warning("%s chatui starts anyway; answers fail until the model server is up.",
+                    error)
         return None
     return models[0] if models else None
 
@@ -63,11 +74,18 @@ def exit_on_sigterm() -> None:
 @contextmanager
 def open_runtime(config: Config) -> Iterator[Runtime]:
     with ExitStack() as cleanup:
+        # The store first: a second chatui on this data folder stops here, before anything starts.
+        store = CachedStore(cleanup.enter_context(ConversationStore(config.data_dir)))
+        for problem in store.problems:
+            log.warning(problem)
         embedded: EmbeddedServer | None = None
+        supervisor: EmbeddedSupervisor | None = None
         api_base = config.api_base
         if config.embedded:
-            print("Starting the embedded model (SmolLM2-135M-Instruct)...", file=sys.stderr, flush=True)
-            embedded = cleanup.enter_context(EmbeddedServer(context=config.context))
+            print("Starting the embedded model (SmolLM2-135M-Instruct)...",
+                  file=sys.stderr, flush=True)
+            embedded = EmbeddedServer(context=config.context, log_dir=config.data_dir / "logs")
+            supervisor = cleanup.enter_context(EmbeddedSupervisor(embedded))
             api_base = embedded.base_url
         assert api_base is not None
         backend = cleanup.enter_context(BackendClient(
@@ -76,16 +94,20 @@ def open_runtime(config: Config) -> Iterator[Runtime]:
             first_token_timeout=config.first_token_timeout,
             stall_timeout=config.stall_timeout,
         ))
-        store = CachedStore(cleanup.enter_context(ConversationStore(config.data_dir)))
-        for problem in store.problems:
-            log.warning(problem)
-        library = Library(
+        watch: BackendWatch = (
+            supervisor.follow(backend) if supervisor is not None
+            else cleanup.enter_context(ExternalWatch(
+                api_base, config.api_key, connect_timeout=config.connect_timeout)))
+        library = Library(  # instant: the document model loads later (``Library.start_loading``)
             config.data_dir / "documents", Embedder(config.embedding_model),
             max_file_bytes=int(config.max_upload_mb * 1024 * 1024),
+            max_text_chars=config.max_document_chars,
+            max_chunks_per_file=config.max_document_chunks,
+            max_chunks_per_owner=config.user_max_chunks if is_shared(config) else 0,
         )
         service = ChatService(
             store, backend, default_model=pick_default_model(config, backend),
             defaults=config.defaults, context_tokens=config.context,
-            retriever=LibraryRetriever(library), limits=limits_for(config),
+            retriever=LibraryRetriever(library), limits=limits_for(config), watch=watch,
         )
         yield Runtime(config, backend, service, library, embedded)

@@ -28,7 +28,9 @@ def _print_stream(progress: Iterator[Progress], out: TextIO) -> None:
     out.write("\n")
 
 
-def run_terminal_chat(service: ChatService, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+def run_terminal_chat(
+    service: ChatService, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout
+) -> int:
     conversation = service.create(owner="local")
     out.write(f"Chatting with {service.default_model or 'the server'}. /new, /regen, /quit.\n")
     for line in stdin:

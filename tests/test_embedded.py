@@ -6,14 +6,23 @@ import os
 import signal
 import subprocess
 import sys
-import time
+import tempfile
 
 import httpx
 import pytest
 
 from chatui.client import BackendClient
-from chatui.embedded import MODEL_ALIAS, EmbeddedServer, EmbeddedServerError, packaged_model_path
+from chatui.embedded import (
+    LOG_NAME,
+    MODEL_ALIAS,
+    EmbeddedServer,
+    EmbeddedServerError,
+    describe_exit,
+    packaged_model_path,
+    rotate_logs,
+)
 from chatui.events import ContentDelta
+from tests.polling import PATIENCE, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -68,6 +77,51 @@ def test_broken_model_file_fails_clearly_with_the_log_tail(tmp_path) -> None:
     assert "Last lines of its log" in message
 
 
+def test_an_exit_is_described_in_words() -> None:
+    assert describe_exit(-signal.SIGILL) == (
+        "crashed (SIGILL: illegal instruction — the build uses CPU instructions this "
+        "processor does not run)")
+    assert describe_exit(-signal.SIGKILL).startswith("crashed (SIGKILL: killed")
+    assert describe_exit(-signal.SIGUSR1) == "crashed (SIGUSR1)"
+    assert describe_exit(-200) == "crashed (killed by signal 200)"
+    assert describe_exit(1) == "exited with code 1"
+
+
+def test_rotation_keeps_the_newest_three(tmp_path) -> None:
+    log = tmp_path / LOG_NAME
+    for run in range(5):
+        log.write_text(f"run {run}")
+        rotate_logs(log)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{LOG_NAME}.1", f"{LOG_NAME}.2"]
+    assert (tmp_path / f"{LOG_NAME}.1").read_text() == "run 4"
+    assert (tmp_path / f"{LOG_NAME}.2").read_text() == "run 3"
+
+
+@pytest.mark.timeout(120)
+def test_the_log_goes_to_the_log_folder_rotated_and_capped(tmp_path, monkeypatch) -> None:
+    bogus = tmp_path / "broken.gguf"
+    bogus.write_bytes(b"this is not a gguf file")
+    logs = tmp_path / "logs"
+    temp = tmp_path / "temp"  # where a temporary log file would land
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    with pytest.raises(EmbeddedServerError) as first:
+        EmbeddedServer(bogus, log_dir=logs, startup_timeout=50).start()
+    text = (logs / LOG_NAME).read_text()
+    assert "model server start 1" in text and "Failed to load model from file" in text
+    assert "Failed to load model from file" in str(first.value)  # the tail, from memory
+
+    # The next app start rotates; a run that writes more than the cap is cut into files.
+    with pytest.raises(EmbeddedServerError):
+        EmbeddedServer(bogus, log_dir=logs, startup_timeout=50, log_max_bytes=400).start()
+    files = sorted(p.name for p in logs.iterdir())
+    assert files == [LOG_NAME, f"{LOG_NAME}.1", f"{LOG_NAME}.2"]
+    assert all((logs / name).stat().st_size <= 400 for name in files)
+    assert "Failed to load model from file" in (logs / LOG_NAME).read_text() + (
+        logs / f"{LOG_NAME}.1").read_text()
+    assert list(temp.iterdir()) == []
+
+
 _APP_SCRIPT = """
 import sys, time
 from chatui.config import parse_config
@@ -79,7 +133,7 @@ with open_runtime(parse_config(["chat", "--data-dir", sys.argv[1]])) as runtime:
 """
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
 def test_no_orphan_server_when_the_app_is_terminated(tmp_path, how: signal.Signals) -> None:
     app = subprocess.Popen(
@@ -90,8 +144,6 @@ def test_no_orphan_server_when_the_app_is_terminated(tmp_path, how: signal.Signa
     child = int(app.stdout.readline())
     assert _alive(child)
     app.send_signal(how)
-    app.wait(timeout=30)
-    deadline = time.monotonic() + 15
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(child), f"embedded server {child} outlived the app after {how.name}"
+    app.wait(timeout=PATIENCE)
+    wait_until(lambda: not _alive(child), interval=0.1,
+               message=f"embedded server {child} outlived the app after {how.name}")

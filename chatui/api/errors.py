@@ -13,6 +13,7 @@ Every error the API answers has the body ``{"error": {"type": ..., "message": ..
     502 stream_protocol_error the model server sent something unreadable
     502 backend_error         the connection to the model server broke
     503 backend_unavailable   the model server cannot be reached
+    503 backend_down          the embedded model crashed: being restarted, or it gave up
     504 backend_timeout       the model server did not answer in time
     500 store_error           the conversation store cannot read or write
 
@@ -34,6 +35,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
 
 from chatui.errors import (
+    BackendDown,
     BackendError,
     BackendHTTPError,
     BackendStreamError,
@@ -49,11 +51,11 @@ from chatui.errors import (
 )
 
 
-class Unauthorized(Exception):
-    """The request carries no bearer token, or the wrong one."""
+class Unauthorized(ChatError):
+    """The request carries no bearer token, or the wrong one (in ``chatui.errors``' tree)."""
 
 
-class AnswerStopped(Exception):
+class AnswerStopped(ChatError):
     """The answer was stopped (by another client) before anything was generated."""
 
 
@@ -66,6 +68,7 @@ _STATUS: list[tuple[type[Exception], int, str]] = [
     (InvalidRequest, 422, "invalid_request"),
     (LimitExceeded, 429, "limit_exceeded"),
     (BackendUnavailable, 503, "backend_unavailable"),
+    (BackendDown, 503, "backend_down"),
     (BackendTimeout, 504, "backend_timeout"),
     (BackendHTTPError, 502, "backend_http_error"),
     (BackendStreamError, 502, "backend_stream_error"),

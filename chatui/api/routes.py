@@ -29,6 +29,7 @@ from chatui.api.auth import bearer_check, request_owner, token_owners
 from chatui.api.errors import AnswerStopped, error_translating_route
 from chatui.api.generation import Generation
 from chatui.api.schemas import (
+    BackendHealthRecord,
     BranchSwitch,
     CacheRecord,
     ChatCreate,
@@ -40,6 +41,7 @@ from chatui.api.schemas import (
     MessageCreate,
     MessageRecord,
     StatsRecord,
+    StatusRecord,
     StopResult,
 )
 from chatui.api.streaming import EventStream
@@ -68,7 +70,8 @@ def _errors(*statuses: int, by_ref: bool = False) -> dict[int | str, dict[str, A
         429: "A per-user limit is reached (`limit_exceeded`): answers at once or per minute. "
              "`Retry-After` says when to try again, when known.",
         502: "The model server answered with an error, or sent an unreadable stream.",
-        503: "The model server cannot be reached.",
+        503: "The model server cannot be reached (`backend_unavailable`), or the embedded "
+             "model crashed and is being restarted or could not be (`backend_down`).",
         504: "The model server did not answer in time.",
     }
     if not by_ref:
@@ -165,6 +168,7 @@ def build_api(runtime: Runtime) -> APIRouter:
 
     async def start(chat_id: str, body: MessageCreate, owner: str) -> Generation:
         steps = await run_in_threadpool(plan, chat_id, body, owner)
+        service.require_backend()  # the embedded model is down: 503 before anything is stored
         reservations.reserve(chat_id)
         try:
             admission = service.admit(owner)  # over a limit: 429 before any stream begins
@@ -281,6 +285,12 @@ def build_api(runtime: Runtime) -> APIRouter:
             raise ConversationBusy("An answer is being generated in this chat; stop it first.")
         service.delete(chat_id, owner)
         return Response(status_code=204)
+
+    @router.get("/status", summary="Model server health", response_model=StatusRecord)
+    def status() -> StatusRecord:
+        """Whether the model server answers; for the embedded model, its crashes and restarts."""
+        health = service.backend_health()
+        return StatusRecord(backend=BackendHealthRecord.of(health) if health else None)
 
     @router.get("/stats", summary="Cache statistics", response_model=StatsRecord)
     def stats() -> StatsRecord:
