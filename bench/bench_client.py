@@ -7,6 +7,11 @@ Both paths send the same request and count content and reasoning deltas; the spe
 of a run is (deltas - 1) / (time from the first delta to the last), the way
 ``Accumulator`` measures it. Runs alternate between the two paths so that drift in
 the server hits both alike. A ratio near 1.00 means the client adds no overhead.
+
+On the FakeBackend it then measures how promptly the client lets go (the tests check
+only *that* it does; these are the figures): ``close()`` from another thread until the
+server sees the disconnect, a first-token and a stall timeout past their limit, and the
+wait after ``[DONE]`` for a server that keeps the body open.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import argparse
 import json
 import statistics
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +31,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chatui.client import BackendClient  # noqa: E402
-from chatui.events import ContentDelta, ReasoningDelta  # noqa: E402
+from chatui.errors import BackendTimeout  # noqa: E402
+from chatui.events import ContentDelta, Done, ReasoningDelta  # noqa: E402
 from tests.fakebackend import FakeBackend, Script  # noqa: E402
 
 PROMPT = [{"role": "user", "content": "Count from 1 upwards, one number per line, and never stop."}]
+SILENCE = 60.0  # the fake server's stalls: far longer than anything measured
+LIMIT = 0.5  # the timeouts measured, in seconds
 
 
 def speed(stamps: list[float]) -> float:
@@ -60,6 +70,73 @@ def direct(
             if delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning"):
                 stamps.append(time.perf_counter())
     return speed(stamps)
+
+
+def close_ms(fake: FakeBackend) -> float:
+    """From ``close()`` in another thread to the server seeing the disconnect."""
+    fake.enqueue(Script.stall(after_chunks=1, seconds=SILENCE))
+    with BackendClient(fake.base_url, first_token_timeout=SILENCE, stall_timeout=SILENCE) as client:
+        stream = client.stream_chat(PROMPT, None, {})
+        next(event for event in stream if isinstance(event, ContentDelta))
+        before, took = fake.disconnects, [0.0]
+
+        def close() -> None:
+            started = time.perf_counter()
+            stream.close()
+            while fake.disconnects == before:
+                time.sleep(0.0005)
+            took[0] = time.perf_counter() - started
+
+        closer = threading.Timer(0.1, close)  # while the reader below is blocked
+        closer.start()
+        list(stream)
+        closer.join()
+    return took[0] * 1000
+
+
+def timeout_overshoot_ms(fake: FakeBackend, stall: bool) -> float:
+    """How long past ``LIMIT`` the first-token (or the stall) timeout is raised."""
+    fake.enqueue(Script.stall(after_chunks=1 if stall else 0, seconds=SILENCE))
+    first_token, stall_limit = (SILENCE, LIMIT) if stall else (LIMIT, SILENCE)
+    with BackendClient(fake.base_url, first_token_timeout=first_token,
+                       stall_timeout=stall_limit) as client:
+        started = time.perf_counter()
+        try:
+            for event in client.stream_chat(PROMPT, None, {}):
+                if isinstance(event, ContentDelta):
+                    started = time.perf_counter()  # the stall limit counts from here
+        except BackendTimeout:
+            return (time.perf_counter() - started - LIMIT) * 1000
+    raise RuntimeError("no timeout")
+
+
+def drain_ms(fake: FakeBackend) -> float:
+    """The wait for the end of a body the server keeps open after ``[DONE]``.
+
+    The client reads what follows ``[DONE]`` before it hands out ``Done``: the
+    time from the event before it to ``Done``.
+    """
+    fake.enqueue(Script(chunks=[*Script.text_answer().chunks, (SILENCE, "")]))
+    with BackendClient(fake.base_url) as client:
+        before = time.perf_counter()
+        for event in client.stream_chat(PROMPT, None, {}):
+            if isinstance(event, Done):
+                return (time.perf_counter() - before) * 1000
+            before = time.perf_counter()
+    raise RuntimeError("no Done")
+
+
+def promptness(fake: FakeBackend, runs: int) -> None:
+    cases: list[tuple[str, Callable[[FakeBackend], float]]] = [
+        ("close() -> server sees the disconnect", close_ms),
+        (f"first-token timeout past {LIMIT:g} s", lambda f: timeout_overshoot_ms(f, stall=False)),
+        (f"stall timeout past {LIMIT:g} s", lambda f: timeout_overshoot_ms(f, stall=True)),
+        ("open body after [DONE] (limit 1 s)", drain_ms),
+    ]
+    print(f"\nhow promptly the client lets go, median of {runs} runs:")
+    for label, measure in cases:
+        figures = [measure(fake) for _ in range(runs)]
+        print(f"  {label:<40} {statistics.median(figures):8.1f} ms  (max {max(figures):.1f})")
 
 
 def main() -> None:
@@ -108,14 +185,15 @@ def main() -> None:
             client_speeds.append(through_client(client, args.model, params))
             direct_speeds.append(direct(http, api_base, body, headers))
             print(f"{run:>4}  {client_speeds[-1]:>12.1f}  {direct_speeds[-1]:>12.1f}")
-    if fake:
-        fake.close()
     if embedded:
         embedded.stop()
     mean_client, mean_direct = statistics.mean(client_speeds), statistics.mean(direct_speeds)
     print(f"{'mean':>4}  {mean_client:>12.1f}  {mean_direct:>12.1f}")
     ratio = mean_client / mean_direct if mean_direct else float("nan")
     print(f"ratio client/direct: {ratio:.3f}")
+    if fake:
+        promptness(fake, args.runs)
+        fake.close()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from chatui.config import Config
 from chatui.embedded import free_port
 from chatui.runtime import Runtime, open_runtime
 from chatui.service import ChatService
+from tests.polling import wait_until  # also imported from here by the API tests
 
 
 @dataclass
@@ -76,11 +76,9 @@ def serving(app: Any) -> Iterator[str]:
     ))
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
+    wait_until(lambda: server.started or not thread.is_alive(), message="uvicorn did not start")
+    if not server.started:
+        raise RuntimeError("uvicorn did not start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -120,14 +118,6 @@ def parse_sse(text: str) -> list[tuple[str, Any]]:
         fields = dict(line.split(": ", 1) for line in lines)
         events.append((fields.get("event", "message"), json.loads(fields["data"])))
     return events
-
-
-def wait_until(condition: Any, timeout: float = 10.0, interval: float = 0.02) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
 
 
 def read_history(api: Api, chat_id: str, **params: Any) -> dict[str, Any]:

@@ -63,21 +63,19 @@ def serve_app(runtime: Runtime, port: int) -> Iterator[str]:
     Unlike ``apiharness.serving`` the lifespan runs: Gradio starts its queue there.
     """
     import threading
-    import time
 
     import uvicorn
 
     from chatui.server import build_app
+    from tests.polling import wait_until
 
     server = uvicorn.Server(uvicorn.Config(
         build_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="uvicorn-ui-test", daemon=True)
     thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the app did not start")
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), message="the app did not start")
+    if not server.started:
+        raise RuntimeError("the app did not start")
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from chatui.embedded import MODEL_ALIAS, EmbeddedServer
-from tests.apiharness import Api, parse_sse, running_api, wait_until
+from tests.apiharness import Api, parse_sse, running_api
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -86,7 +87,7 @@ def test_closing_a_real_stream_stores_the_partial_answer(api: Api) -> None:
         for line in lines:
             if line == "event: delta":
                 break
-    wait_until(lambda: not api.service.is_generating(chat_id), timeout=10)
+    wait_until(lambda: not api.service.is_generating(chat_id))
     answer = api.http.get(f"/chats/{chat_id}/history").json()["messages"][-1]
     assert answer["role"] == "assistant"
     assert answer["status"] == "stopped"

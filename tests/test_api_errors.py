@@ -18,9 +18,10 @@ from tests.apiharness import (
     send_message,
 )
 from tests.fakebackend import FakeBackend, Script
+from tests.polling import FOREVER
 
-TIMEOUTS: dict[str, Any] = {
-    "connect_timeout": 1.0, "first_token_timeout": 1.0, "stall_timeout": 0.5,
+TIMEOUTS: dict[str, Any] = {  # short, for the timeout tests; a busy machine may pause ~1 s
+    "connect_timeout": 1.0, "first_token_timeout": 2.0, "stall_timeout": 2.0,
 }
 
 
@@ -116,7 +117,7 @@ def test_unreachable_backend_is_503(tmp_path: Path) -> None:
 
 def test_no_first_token_in_time_is_504(api: Api, fake_backend: FakeBackend) -> None:
     chat_id = api.new_chat()["id"]
-    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=3))
+    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=FOREVER))
     assert_error(api.http.post(f"/chats/{chat_id}/message", json={"content": "hi"}),
                  504, "backend_timeout")
     assert [m["role"] for m in read_history(api, chat_id)["messages"]] == ["user"]
@@ -126,7 +127,8 @@ def test_a_stall_mid_answer_is_504_and_keeps_the_partial_answer(
     api: Api, fake_backend: FakeBackend
 ) -> None:
     chat_id = api.new_chat()["id"]
-    fake_backend.enqueue(Script.stall(after_chunks=2, seconds=3, text="one two three four"))
+    fake_backend.enqueue(Script.stall(after_chunks=2, seconds=FOREVER,
+                                      text="one two three four"))
     assert_error(api.http.post(f"/chats/{chat_id}/message", json={"content": "hi"}),
                  504, "backend_timeout")
     answer = read_history(api, chat_id)["messages"][-1]

@@ -8,8 +8,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.apiharness import Api, parse_sse, running_api, wait_until
+from tests.apiharness import Api, parse_sse, running_api
 from tests.fakebackend import FakeBackend, Script
+from tests.polling import FOREVER, wait_until
 
 TOKEN = "mounted-token"
 
@@ -18,7 +19,8 @@ TOKEN = "mounted-token"
 def api(fake_backend: FakeBackend, tmp_path: Path) -> Iterator[Api]:
     headers = {"Authorization": f"Bearer {TOKEN}"}
     with running_api(fake_backend.base_url, tmp_path, headers=headers, full_app=True,
-                     api_token=TOKEN) as running:
+                     api_token=TOKEN, first_token_timeout=FOREVER,
+                     stall_timeout=FOREVER) as running:  # only the test ends a stalled answer
         yield running
 
 
@@ -38,13 +40,13 @@ def test_disconnect_stops_the_generation_through_the_mounted_app(
     api: Api, fake_backend: FakeBackend
 ) -> None:
     words = " ".join(f"w{number}" for number in range(40))
-    fake_backend.enqueue(Script.text_answer(words, delay=0.1))
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER, text=words))
     chat_id = api.new_chat()["id"]
     with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Count"}) as response:
         for line in response.iter_lines():
             if line == "event: delta":
                 break
-    wait_until(lambda: fake_backend.disconnects == 1, timeout=3)
-    wait_until(lambda: not api.service.is_generating(chat_id), timeout=3)
+    wait_until(lambda: fake_backend.disconnects == 1)
+    wait_until(lambda: not api.service.is_generating(chat_id))
     answer = list(api.service.conversation(chat_id).messages.values())[-1]
     assert answer.status == "stopped"

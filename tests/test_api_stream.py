@@ -18,16 +18,18 @@ import pytest
 
 from chatui.api import streaming
 from chatui.tree import Message, Source
-from tests.apiharness import Api, parse_sse, running_api, wait_until
+from tests.apiharness import Api, parse_sse, running_api
 from tests.fakebackend import FakeBackend, Script
+from tests.polling import FOREVER, Hold, wait_until
 
 WORDS = " ".join(f"w{number}" for number in range(40))
 
 
 @pytest.fixture
 def api(fake_backend: FakeBackend, tmp_path: Path) -> Iterator[Api]:
+    # Timeouts of FOREVER: a stalled answer ends only through what the test does.
     with running_api(fake_backend.base_url, tmp_path, connect_timeout=1.0,
-                     first_token_timeout=10.0, stall_timeout=10.0) as running:
+                     first_token_timeout=FOREVER, stall_timeout=FOREVER) as running:
         yield running
 
 
@@ -135,22 +137,29 @@ def test_keep_alive_comments_while_the_model_is_silent(
     api: Api, fake_backend: FakeBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(streaming, "KEEPALIVE_SECONDS", 0.05)
-    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=0.4))
+    first_token = Hold(after=0)  # the model is silent until the client has had a keep-alive
+    fake_backend.enqueue(Script(chunks=first_token(Script.text_answer().chunks)))
     chat_id = api.new_chat()["id"]
-    text = api.http.post(f"/chats/{chat_id}/stream", json={"content": "q"}).text
-    assert text.startswith(": keep-alive\n\n")
+    try:
+        with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "q"}) as response:
+            lines = response.iter_lines()
+            assert next(lines) == ": keep-alive"
+            first_token.release()
+            text = "\n".join([": keep-alive", *lines])
+    finally:
+        first_token.release()
     assert parse_sse(text)[-1][0] == "message"
 
 
 def test_disconnect_stops_the_generation_and_keeps_the_partial_answer(
     api: Api, fake_backend: FakeBackend
 ) -> None:
-    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.1))
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER, text=WORDS))
     chat_id = api.new_chat()["id"]
     with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Count"}) as response:
         read_until_first_delta(response)
-    wait_until(lambda: fake_backend.disconnects == 1, timeout=3)
-    wait_until(lambda: not api.service.is_generating(chat_id), timeout=3)
+    wait_until(lambda: fake_backend.disconnects == 1)
+    wait_until(lambda: not api.service.is_generating(chat_id))
     answer = stored_messages(api, chat_id)[-1]
     assert answer.role == "assistant"
     assert answer.status == "stopped"
@@ -162,43 +171,43 @@ def test_disconnect_stops_the_generation_and_keeps_the_partial_answer(
 def test_disconnect_before_the_first_token_leaves_no_answer(
     api: Api, fake_backend: FakeBackend
 ) -> None:
-    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=5))
+    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=FOREVER))
     chat_id = api.new_chat()["id"]
     with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Hi"}) as response:
         assert response.status_code == 200
         wait_until(lambda: len(fake_backend.requests) == 1)  # the model is thinking
-    wait_until(lambda: fake_backend.disconnects == 1, timeout=3)
-    wait_until(lambda: not api.service.is_generating(chat_id), timeout=3)
+    wait_until(lambda: fake_backend.disconnects == 1)
+    wait_until(lambda: not api.service.is_generating(chat_id))
     assert [m.role for m in stored_messages(api, chat_id)] == ["user"]
 
 
 def test_disconnect_at_once_still_stops_the_generation(api: Api, fake_backend: FakeBackend) -> None:
     """The client may leave before the generation has even claimed the chat."""
     for _ in range(3):
-        fake_backend.enqueue(Script.stall(after_chunks=0, seconds=5))
+        fake_backend.enqueue(Script.stall(after_chunks=0, seconds=FOREVER))
         chat_id = api.new_chat()["id"]
         with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Hi"}):
             pass
-        wait_until(partial(lambda c: len(stored_messages(api, c)) == 1, chat_id), timeout=2)
-        wait_until(partial(lambda c: not api.service.is_generating(c), chat_id), timeout=2)
-        wait_until(lambda: fake_backend.disconnects == len(fake_backend.requests), timeout=2)
+        wait_until(partial(lambda c: len(stored_messages(api, c)) == 1, chat_id))
+        wait_until(partial(lambda c: not api.service.is_generating(c), chat_id))
+        wait_until(lambda: fake_backend.disconnects == len(fake_backend.requests))
         assert [m.role for m in stored_messages(api, chat_id)] == ["user"]
 
 
 def test_disconnect_from_a_plain_message_call_stops_it_too(
     api: Api, fake_backend: FakeBackend
 ) -> None:
-    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.1))
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER, text=WORDS))
     chat_id = api.new_chat()["id"]
-    with pytest.raises(httpx.ReadTimeout):
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up waiting for the whole answer
         api.http.post(f"/chats/{chat_id}/message", json={"content": "Count"}, timeout=0.5)
-    wait_until(lambda: fake_backend.disconnects == 1, timeout=2)
-    wait_until(lambda: not api.service.is_generating(chat_id), timeout=3)
+    wait_until(lambda: fake_backend.disconnects == 1)
+    wait_until(lambda: not api.service.is_generating(chat_id))
     assert stored_messages(api, chat_id)[-1].status == "stopped"
 
 
 def test_a_second_request_on_a_busy_chat_is_409(api: Api, fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.05))
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER, text=WORDS))
     chat_id = api.new_chat()["id"]
     other_id = api.new_chat()["id"]
     with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Count"}) as response:
@@ -224,7 +233,8 @@ def test_a_second_request_on_a_busy_chat_is_409(api: Api, fake_backend: FakeBack
 def test_two_simultaneous_requests_on_one_chat_one_wins(
     api: Api, fake_backend: FakeBackend
 ) -> None:
-    fake_backend.enqueue(Script.text_answer("a b c d e", delay=0.1))
+    held = Hold(after=1)  # the winner's answer waits until the loser has been told
+    fake_backend.enqueue(Script(chunks=held(Script.text_answer("a b c d e").chunks)))
     chat_id = api.new_chat()["id"]
     barrier = threading.Barrier(2)
     statuses: list[int] = []
@@ -238,6 +248,10 @@ def test_two_simultaneous_requests_on_one_chat_one_wins(
     threads = [threading.Thread(target=post) for _ in range(2)]
     for thread in threads:
         thread.start()
+    try:
+        wait_until(lambda: statuses, message="neither request was answered")
+    finally:
+        held.release()
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [200, 409]

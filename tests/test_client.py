@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,8 +23,9 @@ from chatui.errors import (
 from chatui.events import ContentDelta, Done, StreamEvent
 from chatui.sse import parse_stream
 from tests.fakebackend import FakeBackend, Script
+from tests.polling import FOREVER, PATIENCE, run_to_end, wait_until
 
-pytestmark = pytest.mark.timeout(10)
+pytestmark = pytest.mark.timeout(120)  # a hang guard; waits are PATIENCE
 
 STREAMS = Path(__file__).parent / "streams"
 HELLO = [{"role": "user", "content": "Hello?"}]
@@ -53,15 +53,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_for(condition: object, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.mark.parametrize("name", GOOD_STREAMS)
@@ -110,15 +101,14 @@ def test_finished_answers_reuse_the_connection(
     assert first.client_port == second.client_port
 
 
-def test_a_body_left_open_after_done_still_completes(
-    fake_backend: FakeBackend, client: BackendClient
-) -> None:
-    chunks = [*Script.text_answer().chunks, (3.0, "")]  # [DONE], then 3 s before the body ends
+def test_a_body_left_open_after_done_still_completes(fake_backend: FakeBackend) -> None:
+    chunks = [*Script.text_answer().chunks, (FOREVER, "")]  # [DONE], then the body stays open
     fake_backend.enqueue(Script(chunks=chunks))
-    started = time.monotonic()
-    answer = fold(client.stream_chat(HELLO, None, {}))
+    with BackendClient(fake_backend.base_url, first_token_timeout=FOREVER,
+                       stall_timeout=FOREVER) as patient:  # only the wait after [DONE] ends it
+        answer = run_to_end(lambda: fold(patient.stream_chat(HELLO, None, {})))
     assert answer.done and answer.content == "Hello from the fake backend."
-    assert time.monotonic() - started < 2.5
+    wait_until(lambda: fake_backend.disconnects == 1)  # the client let go, not the server
 
 
 def test_api_key_is_sent_as_bearer_token(fake_backend: FakeBackend) -> None:
@@ -178,53 +168,61 @@ def test_models_http_error(fake_backend: FakeBackend) -> None:
 
 
 @pytest.mark.parametrize("script", [
-    Script.stall(after_chunks=0, seconds=6),  # headers on time, then silence
-    Script(header_delay=6, chunks=Script.text_answer().chunks),  # not even headers
-    Script(chunks=[(0.2, ": keep-alive\n\n")] * 25 + list(Script.text_answer().chunks)),
+    Script.stall(after_chunks=0, seconds=FOREVER),  # headers on time, then silence
+    Script(header_delay=FOREVER, chunks=Script.text_answer().chunks),  # not even headers
+    Script(chunks=[(0.2, ": keep-alive\n\n")] * int(FOREVER / 0.2)
+           + list(Script.text_answer().chunks)),
 ], ids=["silent-body", "no-headers", "keep-alives-only"])
 def test_no_first_token_in_time(fake_backend: FakeBackend, script: Script) -> None:
-    fake_backend.enqueue(script)
-    started = time.monotonic()
-    with BackendClient(fake_backend.base_url, first_token_timeout=0.5, stall_timeout=5) as slow:
+    fake_backend.enqueue(script)  # the server would answer only after FOREVER
+    with BackendClient(fake_backend.base_url, first_token_timeout=0.5,
+                       stall_timeout=FOREVER) as slow:
         with pytest.raises(BackendTimeout, match="did not start answering within 0.5 s"):
-            fold(slow.stream_chat(HELLO, None, {}))
-    assert time.monotonic() - started < 4  # the timeout ended it, not the server
+            run_to_end(lambda: fold(slow.stream_chat(HELLO, None, {})))
+    wait_until(lambda: fake_backend.disconnects == 1)  # the timeout ended it, not the server
 
 
 def test_stall_after_the_answer_began(fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=6))
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER))
     seen: list[StreamEvent] = []
-    started = time.monotonic()
-    with BackendClient(fake_backend.base_url, first_token_timeout=5, stall_timeout=0.5) as slow:
-        with pytest.raises(BackendTimeout, match="stopped sending for 0.5 s"):
-            for event in slow.stream_chat(HELLO, None, {}):
-                seen.append(event)
-    assert time.monotonic() - started < 4
+    # The first-token limit is also httpx's read timeout: FOREVER leaves the stall limit alone.
+    with BackendClient(fake_backend.base_url, first_token_timeout=FOREVER,
+                       stall_timeout=2) as slow:
+        with pytest.raises(BackendTimeout, match="stopped sending for 2 s"):
+            run_to_end(lambda: seen.extend(slow.stream_chat(HELLO, None, {})))
     assert [e.text for e in seen if isinstance(e, ContentDelta)] == ["Hello ", "from ", "the "]
+    wait_until(lambda: fake_backend.disconnects == 1)  # the stall limit ended it, not the server
 
 
 def test_a_slow_steady_stream_is_not_a_stall(fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.text_answer("one two three four five six", delay=0.25))
-    with BackendClient(fake_backend.base_url, first_token_timeout=1, stall_timeout=0.5) as slow:
+    words = "one two three four five six seven eight"  # 3.2 s in all, 0.4 s apart
+    fake_backend.enqueue(Script.text_answer(words, delay=0.4))
+    with BackendClient(fake_backend.base_url, first_token_timeout=2, stall_timeout=2) as slow:
         answer = fold(slow.stream_chat(HELLO, None, {}))
-    assert answer.content == "one two three four five six"
+    assert answer.content == words
 
 
 def test_close_from_another_thread_ends_quietly_and_disconnects(
-    fake_backend: FakeBackend, client: BackendClient
+    fake_backend: FakeBackend
 ) -> None:
-    fake_backend.enqueue(Script.stall(after_chunks=2, seconds=8))
-    stream = client.stream_chat(HELLO, None, {})
+    fake_backend.enqueue(Script.stall(after_chunks=2, seconds=FOREVER))
+    # Only close() can end this stream: no timeout (httpx's read timeout included) comes.
+    patient = BackendClient(fake_backend.base_url, first_token_timeout=FOREVER,
+                            stall_timeout=FOREVER)
+    stream = patient.stream_chat(HELLO, None, {})
     seen = [next(stream), next(stream)]  # model name, "Hello "
-    stopper = threading.Timer(0.3, stream.close)
-    stopper.start()
-    started = time.monotonic()
-    seen += list(stream)  # blocks reading until the other thread closes
-    assert time.monotonic() - started < 4
+
+    def close_while_reading() -> None:
+        wait_until(lambda: stream._reading)  # the reader below is in (or entering) recv()
+        stream.close()
+
+    threading.Thread(target=close_while_reading, daemon=True).start()
+    seen += run_to_end(lambda: list(stream))  # blocks reading until the other thread closes
     assert Done() not in seen
-    assert wait_for(lambda: fake_backend.disconnects == 1)
+    wait_until(lambda: fake_backend.disconnects == 1)
     stream.close()  # again: harmless
     assert list(stream) == []
+    patient.close()
 
 
 def test_close_before_reading_sends_nothing(
@@ -239,10 +237,17 @@ def test_close_before_reading_sends_nothing(
 def test_close_while_waiting_for_headers_ends_quietly(
     fake_backend: FakeBackend, client: BackendClient
 ) -> None:
-    fake_backend.enqueue(Script(header_delay=0.8, chunks=Script.text_answer().chunks))
+    silent = Script.stall(after_chunks=0, seconds=FOREVER).chunks  # headers, then nothing
+    fake_backend.enqueue(Script(header_delay=1.0, chunks=silent))
     stream = client.stream_chat(HELLO, None, {})
-    threading.Timer(0.2, stream.close).start()
-    assert list(stream) == []
+
+    def close_once_asked() -> None:
+        wait_until(lambda: fake_backend.requests)
+        stream.close()
+
+    threading.Thread(target=close_once_asked, daemon=True).start()
+    assert list(stream) == []  # ignoring the close, it would end in BackendTimeout
+    wait_until(lambda: fake_backend.disconnects == 1)
 
 
 def test_client_timings_when_the_server_sends_none(
@@ -266,7 +271,7 @@ def test_server_timings_are_preferred(fake_backend: FakeBackend, client: Backend
 
 
 def test_fifty_streams_at_once(fake_backend: FakeBackend) -> None:
-    with BackendClient(fake_backend.base_url, connect_timeout=2) as shared:
+    with BackendClient(fake_backend.base_url, connect_timeout=PATIENCE) as shared:
         streams = [shared.stream_chat(HELLO, None, {}) for _ in range(50)]
         for stream in streams:  # every stream holds its connection open at the same time
             next(stream)
@@ -291,3 +296,30 @@ def test_injected_transport(response: httpx.Response, error: type, words: str) -
         with pytest.raises(error, match=words):
             fold(mocked.stream_chat(HELLO, None, {}))
     assert not http.is_closed  # the caller's client stays the caller's
+
+
+# ----- how a stream ends (a cut-off answer is not a complete one) ----------------------
+
+
+def test_a_body_that_ends_without_done_is_complete_only_after_a_finish_reason(
+    fake_backend: FakeBackend, client: BackendClient
+) -> None:
+    fake_backend.enqueue(Script.sse([
+        {"model": "m", "choices": [{"index": 0, "delta": {"content": "All of it."}}]},
+        {"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+    ], done=False))  # some servers never send [DONE]: the finish reason says it is whole
+    answer = fold(client.stream_chat(HELLO, None, {}))
+    assert answer.done and answer.finish_reason == "stop" and answer.content == "All of it."
+
+    fake_backend.enqueue(Script.sse([
+        {"model": "m", "choices": [{"index": 0, "delta": {"content": "The first half"}}]},
+        {"model": "m", "choices": [{"index": 0, "delta": {"content": " of an ans"}}]},
+    ], done=False))  # the server (or a proxy) closes the body cleanly mid-answer
+    received: list[StreamEvent] = []
+    with (pytest.raises(StreamProtocolError, match="ended the answer early"),
+          client.stream_chat(HELLO, None, {}) as stream):
+        for event in stream:
+            received.append(event)  # noqa: PERF402 - keep what came before the error
+    assert [e.text for e in received if isinstance(e, ContentDelta)] == [
+        "The first half", " of an ans"]
+    assert Done() not in received

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from chatui.service import ChatService
 from chatui.store import ConversationStore
 from chatui.tree import Settings, Source
 from tests.fakebackend import FakeBackend, Script
+from tests.polling import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -113,7 +113,7 @@ def test_stop_mid_stream_keeps_the_partial_answer_marked_stopped(
     stored = tree.active_path(service.conversation(chat.id))[-1]
     assert stored.status == "stopped" and stored.content.startswith("one")
     assert "eight" not in stored.content
-    _wait_for(lambda: fake_backend.disconnects >= 1)
+    wait_until(lambda: fake_backend.disconnects >= 1)
     assert not service.is_generating(chat.id)
     fake_backend.enqueue(Script.text_answer("Again."))
     assert _drain(service.send(chat.id, "more"))[-1].message.content == "Again."
@@ -235,13 +235,6 @@ def test_rag_sources_go_into_the_prompt_and_onto_the_answer(
     assert [s.number for s in answer.sources] == [1]
     reloaded = tree.active_path(service.conversation(chat.id))[-1]
     assert reloaded.sources[0].document == "notes.md"
-
-
-def _wait_for(condition, seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
 
 
 def test_a_broken_document_index_is_reported_in_words(

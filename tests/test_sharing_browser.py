@@ -24,9 +24,10 @@ from chatui.ui import handlers
 from chatui.ui.screen import View
 from chatui.uploads import DocumentUploads
 from chatui.visitors import COOKIE
-from tests.apiharness import open_test_runtime, wait_until
+from tests.apiharness import open_test_runtime
 from tests.conftest import CHROMIUM_ARGS, serve_app
 from tests.fakebackend import DEFAULT_ANSWER, FakeBackend, Script
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -97,6 +98,29 @@ def ask(page: Page, text: str, answer: str = DEFAULT_ANSWER) -> None:
 def new_chat(page: Page) -> None:
     page.get_by_role("button", name="+ New chat").click()
     expect(bot_rows(page)).to_have_count(0)
+
+
+def settled(page: Page) -> None:
+    """Wait until handlers set off by what the test did have run, instead of sleeping.
+
+    Probes of the kinds a payload uses (an image that fails to load, a toggled
+    ``<details>``, a ``javascript:`` link) are started now; once all three have run,
+    anything of those kinds that the test's clicks and hovers set off before would have too.
+    """
+    page.evaluate("""() => {
+        const probe = document.createElement('div');
+        probe.id = 'chatui-test-probe';
+        probe.innerHTML = '<img src="x" onerror="window.__probe_img = 1">'
+            + '<details ontoggle="window.__probe_toggle = 1"><summary>p</summary></details>'
+            + '<a href="javascript:window.__probe_link = 1">probe</a>';
+        document.body.append(probe);
+        probe.querySelector('details').open = true;
+        probe.querySelector('a').click();
+    }""")
+    page.wait_for_function(
+        "window.__probe_img === 1 && window.__probe_toggle === 1 && window.__probe_link === 1",
+        timeout=WAIT_MS)
+    page.evaluate("document.getElementById('chatui-test-probe').remove()")
 
 
 def sees_only(page: Page, mine: str, theirs: str) -> None:
@@ -306,10 +330,12 @@ def test_hostile_answers_and_documents_are_shown_as_text_and_run_nothing(
     browser: Browser, fake_backend: FakeBackend, tmp_path: Path
 ) -> None:
     with serving(fake_backend, tmp_path) as (url, runtime):
-        document = tmp_path / "rules.txt"
+        document = tmp_path / "spool" / "upload" / "rules.txt"  # as Gradio's upload route left it
+        document.parent.mkdir(parents=True)
         document.write_text(HOSTILE + "\n\nThe harbour safety rules say: wear a life vest.")
         uploads = DocumentUploads(runtime.library, runtime.service.limits,
                                   upload_folder=tmp_path / "spool")
+        uploads.receive("local", [document])
         uploads.add(document, '<img src=x onerror="window.__xss=12">.txt', "local")
         httpx.post(f"{url}/api/v1/chats/new", json={"title": "Rules", "rag_enabled": True})
         fake_backend.enqueue(Script.text_answer(HOSTILE, tokens_per_chunk=3))
@@ -337,10 +363,12 @@ def test_hostile_answers_and_documents_are_shown_as_text_and_run_nothing(
 
         # ... and nothing runs, whatever the visitor clicks or hovers.
         for link in chat.locator(".message-content a").all():
-            link.click(modifiers=["Alt"], timeout=2_000)  # Alt: not into a new tab
+            # Chromium ignores a javascript: href on an Alt-click: look at the href itself.
+            assert link.evaluate("a => a.protocol") != "javascript:"
+            link.click(modifiers=["Alt"], timeout=WAIT_MS)  # Alt: not into a new tab
         for row in (answer, sources):
             row.hover()
-        page.wait_for_timeout(500)
+        settled(page)
         assert page.evaluate("window.__xss") is None
         assert page.title() == title
         expect(answer).to_contain_text("↻ Regenerate")  # the app's own footer still works

@@ -14,12 +14,14 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Locator, Page, expect, sync_playwright
 
 from chatui.embedded import EmbeddedServer
 from chatui.tree import Settings
 from tests.fakebackend import FakeBackend
+from tests.polling import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -75,6 +77,22 @@ def wait_idle(page: Page) -> None:
     expect(last_footer(page)).not_to_contain_text("generating", timeout=WAIT_MS)
 
 
+def saved_settings(url: str) -> dict[str, object]:
+    """The settings stored with the only chat, read through the REST API."""
+    (chat,) = httpx.get(f"{url}/api/v1/chats").json()
+    return dict(httpx.get(f"{url}/api/v1/chats/{chat['id']}/history").json()["settings"])
+
+
+def sidebar_still(page: Page) -> None:
+    """Wait until the sidebar is open and done sliding in (no transition running)."""
+    page.wait_for_function("""() => {
+        const bar = document.querySelector('.sidebar.open');
+        const parent = document.querySelector('.sidebar-parent');
+        return bar !== null && bar.getBoundingClientRect().left >= 0
+            && [bar, parent].every(e => e === null || e.getAnimations().length === 0);
+    }""", timeout=WAIT_MS)
+
+
 def ask(page: Page, text: str) -> None:
     box = page.locator("#chatui-message textarea")
     box.fill(text)
@@ -108,7 +126,8 @@ def test_a_whole_chat_in_the_browser(
         max_tokens = page.get_by_label("Max tokens")
         max_tokens.fill("24")
         max_tokens.press("Tab")
-        page.wait_for_timeout(500)
+        wait_until(lambda: saved_settings(url)["max_tokens"] == 24,
+                   message="the new Max tokens was not saved with the chat")
 
         # Regenerate: a second version; the stopped one stays.
         bot_rows(page).last.locator(".chatui-do-regen").click()
@@ -164,7 +183,7 @@ def test_a_whole_chat_in_the_browser(
         assert shown(page) == before_reload
         expect(page.locator("#chatui-title input, #chatui-title textarea")).to_have_value(
             re.compile("brave little dragon"))
-        page.wait_for_timeout(1000)  # let the sidebar finish sliding in
+        sidebar_still(page)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "ui.png"), full_page=True)
 

@@ -22,8 +22,9 @@ from chatui.tree import Settings, active_path
 from chatui.ui import generation, handlers, render
 from chatui.ui.screen import Screen, View, settings_to_form
 from tests.fakebackend import FakeBackend, Script
+from tests.polling import FOREVER, PATIENCE, Hold, wait_until
 
-pytestmark = pytest.mark.timeout(30)
+pytestmark = pytest.mark.timeout(300)  # a hang guard; every wait is PATIENCE at most
 
 OWNER = "local"
 STREAMS = Path(__file__).parent / "streams"
@@ -37,8 +38,8 @@ ServiceFactory = Callable[..., ChatService]
 def make_service(tmp_path: Path, fake_backend: FakeBackend) -> Iterator[ServiceFactory]:
     opened: list[tuple[BackendClient, ConversationStore]] = []
 
-    def make(base_url: str | None = None, first_token_timeout: float = 5,
-             stall_timeout: float = 5) -> ChatService:
+    def make(base_url: str | None = None, first_token_timeout: float = PATIENCE,
+             stall_timeout: float = PATIENCE) -> ChatService:
         backend = BackendClient(base_url or fake_backend.base_url,
                                 first_token_timeout=first_token_timeout,
                                 stall_timeout=stall_timeout)
@@ -55,7 +56,7 @@ def make_service(tmp_path: Path, fake_backend: FakeBackend) -> Iterator[ServiceF
 
 @pytest.fixture
 def service(make_service: ServiceFactory) -> ChatService:
-    return make_service(first_token_timeout=5, stall_timeout=5)
+    return make_service()  # timeouts of PATIENCE: only what a test does ends a stalled answer
 
 
 def texts(screen: Screen) -> list[str]:
@@ -95,18 +96,12 @@ class Background:
         for screen in screens:
             self.screens.append(screen)
 
-    def wait_for(self, seen: Callable[[Screen], bool], timeout: float = 10) -> Screen:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for screen in list(self.screens):
-                if seen(screen):
-                    return screen
-            time.sleep(0.005)
-        raise AssertionError("the screen never showed what was expected")
+    def wait_for(self, seen: Callable[[Screen], bool]) -> Screen:
+        return wait_until(lambda: next((s for s in list(self.screens) if seen(s)), None),
+                          message="the screen never showed what was expected")
 
     def finish(self) -> Screen:
-        self._thread.join(10)
-        assert not self._thread.is_alive()
+        wait_until(lambda: not self._thread.is_alive(), message="the generation never ended")
         return self.screens[-1]
 
 
@@ -119,8 +114,15 @@ def shows(text: str) -> Callable[[Screen], bool]:
 
 def test_send_creates_a_chat_and_streams_the_answer(service: ChatService,
                                                     fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.06))
-    screens = list(generation.send(service, OWNER, View(), "What are the words?", FORM))
+    midway = Hold(after=5)  # the answer pauses after "w5" until the screen has shown "w3"
+    fake_backend.enqueue(Script(chunks=midway(Script.text_answer(WORDS).chunks)))
+    run = Background(generation.send(service, OWNER, View(), "What are the words?", FORM))
+    try:
+        run.wait_for(shows("w3"))
+    finally:
+        midway.release()
+    run.finish()
+    screens = run.screens
 
     first, final = screens[0], screens[-1]
     assert first.view.generating and first.input_text == ""
@@ -137,13 +139,17 @@ def test_send_creates_a_chat_and_streams_the_answer(service: ChatService,
 
 def test_a_slow_first_token_shows_the_question_and_a_waiting_answer_first(
         service: ChatService, fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script(chunks=Script.text_answer("Late.").chunks, header_delay=0.5))
-    screens = list(generation.send(service, OWNER, View(), "Hello?", FORM))
-    first = screens[0]
+    first_token = Hold(after=0)  # no token until the first screen is there
+    fake_backend.enqueue(Script(chunks=first_token(Script.text_answer("Late.").chunks)))
+    screens = generation.send(service, OWNER, View(), "Hello?", FORM)
+    try:
+        first = next(screens)
+    finally:
+        first_token.release()
     assert first.view.generating and first.input_text == ""
     assert texts(first)[0] == "Hello?"
     assert "waiting for the model" in texts(first)[1]
-    assert texts(screens[-1])[1].startswith("Late.")
+    assert texts(last(screens))[1].startswith("Late.")
 
 
 def test_answer_footer_shows_model_tokens_speed_and_ttft(service: ChatService,
@@ -159,9 +165,14 @@ def test_fast_streams_are_coalesced_and_end_with_the_whole_answer(
         service: ChatService, fake_backend: FakeBackend) -> None:
     many = " ".join(f"t{n}" for n in range(1000))
     fake_backend.enqueue(Script.text_answer(many))
+    started = time.monotonic()
     screens = list(generation.send(service, OWNER, View(), "Go", FORM))
+    elapsed = time.monotonic() - started
     frames = [s for s in screens if s.view.generating]
-    assert 1 <= len(frames) < 100  # not one per token
+    # At most one frame per FRAME_INTERVAL (besides the first and a "waiting" one), however
+    # slow the machine is: so not one per token. (A rate, not a speed limit.)
+    assert 1 <= len(frames) <= 2 + elapsed / generation.FRAME_INTERVAL
+    assert len(frames) < 1000
     assert texts(screens[-1])[1].startswith(many)
 
 
@@ -181,14 +192,15 @@ def test_a_long_conversation_renders_once_per_frame_not_per_message(
 
 def test_stop_mid_stream_keeps_the_partial_answer_marked_stopped(
         service: ChatService, fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.1))
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER, text=WORDS))
     run = Background(generation.send(service, OWNER, View(), "Talk", FORM))
     streaming = run.wait_for(shows("w3"))
     assert generation.stop(service, streaming.view)
     final = run.finish()
+    wait_until(lambda: fake_backend.disconnects == 1)  # the upstream request ended
 
     answer = texts(final)[-1]
-    assert "w3" in answer and "w40" not in answer
+    assert "w3" in answer and "w4" not in answer
     assert "stopped" in answer
     assert not final.view.generating
     stored = active_path(service.conversation(final.view.conversation_id or ""))[-1]
@@ -197,24 +209,16 @@ def test_stop_mid_stream_keeps_the_partial_answer_marked_stopped(
     assert texts(send(service, final.view, "Next"))[-1].startswith("Again fine.")
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.01)
-
-
 def test_stop_before_the_first_token_leaves_no_answer(service: ChatService,
                                                       fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=5))
+    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=FOREVER))
     run = Background(generation.send(service, OWNER, View(), "Anyone there?", FORM))
     first = run.wait_for(lambda s: s.view.generating)
     wait_until(lambda: len(fake_backend.requests) == 1)  # asked, and waiting for a token
-    started = time.monotonic()
     assert generation.stop(service, first.view)
-    final = run.finish()
+    final = run.finish()  # only Stop can end it: the server is silent FOREVER
 
-    assert time.monotonic() - started < 1
+    assert not final.notice  # stopped, not timed out
     assert texts(final)[0].startswith("Anyone there?")
     assert len(texts(final)) == 1  # no ghost answer
     stored = service.conversation(final.view.conversation_id or "")
@@ -224,14 +228,18 @@ def test_stop_before_the_first_token_leaves_no_answer(service: ChatService,
 
 def test_stop_right_after_send_waits_for_the_generation_to_start(
         service: ChatService, fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=5))
+    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=FOREVER))
     screens = generation.send(service, OWNER, View(), "Quick", FORM)
     first = next(screens)  # Stop is visible now; the service has not started yet
-    stopper = threading.Thread(target=generation.stop, args=(service, first.view))
+    stopped: list[bool] = []
+    stopper = threading.Thread(target=lambda: stopped.append(
+        generation.stop(service, first.view, grace=PATIENCE)))  # a busy machine starts late
     stopper.start()
-    final = last(screens)
-    stopper.join(5)
-    assert len(texts(final)) == 1 and not final.view.generating
+    final = last(screens)  # only Stop can end it: the server is silent FOREVER
+    stopper.join()
+    assert stopped == [True]
+    assert len(texts(final)) == 1 and not final.view.generating and not final.notice
+    wait_until(lambda: fake_backend.disconnects == 1)
 
 
 def test_stop_with_nothing_running_is_harmless(service: ChatService) -> None:
@@ -378,8 +386,8 @@ def test_http_500_is_told_and_the_empty_answer_is_not_kept(service: ChatService,
 
 
 def test_timeout_is_told_apart(make_service: ServiceFactory, fake_backend: FakeBackend) -> None:
-    service = make_service(first_token_timeout=0.3, stall_timeout=5)
-    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=3))
+    service = make_service(first_token_timeout=0.3)
+    fake_backend.enqueue(Script.stall(after_chunks=0, seconds=FOREVER))
     final = send(service, View(), "Hello")
     assert final.notice and final.notice.startswith("The model server timed out.")
     assert len(texts(final)) == 1
@@ -395,8 +403,8 @@ def test_unreachable_server_is_told_apart(make_service: ServiceFactory) -> None:
 
 def test_a_partial_answer_that_fails_is_kept_and_marked(make_service: ServiceFactory,
                                                         fake_backend: FakeBackend) -> None:
-    service = make_service(first_token_timeout=5, stall_timeout=0.3)
-    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=3, text=WORDS))
+    service = make_service(stall_timeout=2)
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER, text=WORDS))
     final = send(service, View(), "Hello")
     answer = texts(final)[-1]
     assert answer.startswith("w1 w2 w3")
@@ -405,14 +413,14 @@ def test_a_partial_answer_that_fails_is_kept_and_marked(make_service: ServiceFac
 
 
 def test_a_busy_chat_gives_the_text_back(service: ChatService, fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.05))
+    fake_backend.enqueue(Script.stall(after_chunks=2, seconds=FOREVER, text=WORDS))
     run = Background(generation.send(service, OWNER, View(), "First", FORM))
-    streaming = run.wait_for(shows("w2"))
+    streaming = run.wait_for(shows("w2"))  # and it stays busy until stopped
     busy = send(service, streaming.view, "Second")
     assert busy.notice and "still being generated" in busy.notice
     assert busy.input_text == "Second"
-    generation.stop(service, streaming.view)
-    run.finish()
+    assert generation.stop(service, streaming.view)
+    assert "stopped" in texts(run.finish())[-1]
 
 
 # ----- conversations and settings -----------------------------------------------------------
@@ -486,12 +494,15 @@ def test_load_with_the_server_down_still_shows_the_chats(make_service: ServiceFa
 
 def test_two_sessions_stream_at_the_same_time(service: ChatService,
                                               fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.05), Script.text_answer(WORDS, delay=0.05))
-    one = Background(generation.send(service, OWNER, View(), "Session one", FORM))
-    two = Background(generation.send(service, OWNER, View(), "Session two", FORM))
-    one.wait_for(shows("w5"))
-    two.wait_for(shows("w5"))
-    assert not any(shows("w40")(s) for s in one.screens + two.screens)  # both mid-answer
+    held = Hold(after=5)  # both answers stop after "w5" until both have shown it
+    fake_backend.enqueue(*[Script(chunks=held(Script.text_answer(WORDS).chunks))] * 2)
+    try:
+        one = Background(generation.send(service, OWNER, View(), "Session one", FORM))
+        two = Background(generation.send(service, OWNER, View(), "Session two", FORM))
+        one.wait_for(shows("w5"))
+        two.wait_for(shows("w5"))  # one after the other would never get here
+    finally:
+        held.release()
     assert texts(one.finish())[-1].startswith(WORDS)
     assert texts(two.finish())[-1].startswith(WORDS)
 
@@ -520,7 +531,7 @@ class Session:
         from gradio_client import Client
 
         self.client = Client(url + "/", verbose=False)
-        self.frames: list[tuple[float, str]] = []  # (when, last chat row's text)
+        self.frames: list[str] = []  # the last chat row's text, one per update
 
     def send(self, text: str) -> threading.Thread:
         def run() -> None:
@@ -530,38 +541,47 @@ class Session:
                              and value and isinstance(value[0], dict) and "role" in value[0]),
                             None)
                 if chat:
-                    self.frames.append((time.monotonic(), chat[-1]["content"][0]["text"]))
+                    self.frames.append(chat[-1]["content"][0]["text"])
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
         return thread
 
-    def first_time(self, text: str) -> float:
-        wait_until(lambda: any(text in shown for _, shown in self.frames), timeout=10)
-        return next(when for when, shown in self.frames if text in shown)
+    def wait_shows(self, text: str) -> None:
+        wait_until(lambda: any(text in shown for shown in self.frames),
+                   message=f"the session never showed {text!r}")
+
+
+def wait_ended(thread: threading.Thread) -> None:
+    wait_until(lambda: not thread.is_alive(), message="the session's request never ended")
 
 
 def test_two_sessions_stream_at_once_through_the_queue(
         running_app: Callable[..., Any], fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.04), Script.text_answer(WORDS, delay=0.04))
+    held = Hold(after=5)  # both answers stop after "w5" until both have shown it
+    fake_backend.enqueue(*[Script(chunks=held(Script.text_answer(WORDS).chunks))] * 2)
     with running_app(fake_backend.base_url, concurrency_limit=4) as url:
         one, two = Session(url), Session(url)
-        threads = [one.send("Session one"), two.send("Session two")]
+        try:
+            threads = [one.send("Session one"), two.send("Session two")]
+            one.wait_shows("w5")
+            two.wait_shows("w5")  # a queue taking one at a time would never get here
+        finally:
+            held.release()
         for thread in threads:
-            thread.join(20)
-        done = min(one.first_time("w40"), two.first_time("w40"))
-        assert one.first_time("w5") < done and two.first_time("w5") < done
+            wait_ended(thread)
+        assert "w40" in one.frames[-1] and "w40" in two.frames[-1]
 
 
 def test_stop_through_the_queue_ends_the_stream_at_once(
         running_app: Callable[..., Any], fake_backend: FakeBackend) -> None:
-    fake_backend.enqueue(Script.text_answer(WORDS, delay=0.1))
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER, text=WORDS))
     with running_app(fake_backend.base_url) as url:
         session = Session(url)
         thread = session.send("Talk")
-        session.first_time("w3")
+        session.wait_shows("w3")
         session.client.predict(api_name="/stop")
-        thread.join(3)
-        assert not thread.is_alive()
-        final = session.frames[-1][1]
-        assert "stopped" in final and "w40" not in final
+        wait_ended(thread)  # only Stop can end it: the server is silent FOREVER after "w3"
+        final = session.frames[-1]
+        assert "stopped" in final and "w3" in final and "w4" not in final
+        wait_until(lambda: fake_backend.disconnects == 1)
