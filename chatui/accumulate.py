@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 
 class _ToolCallParts:
-    __slots__ = ("id", "name", "arguments")
+    __slots__ = ("arguments", "id", "name")
 
     def __init__(self) -> None:
         self.id: str | None = None

@@ -79,7 +79,8 @@ def build_messages(
     used += estimate_tokens(system_prompt)
     budget = context_tokens - answer_tokens - used - 64
     kept = fit_sources(sources, budget) if sources else []
-    system_parts = [part for part in (system_prompt.strip(), _source_block(kept) if kept else "") if part]
+    block = _source_block(kept) if kept else ""
+    system_parts = [part for part in (system_prompt.strip(), block) if part]
     messages: list[dict[str, Any]] = []
     if system_parts:
         messages.append({"role": "system", "content": "\n\n".join(system_parts)})

@@ -26,7 +26,9 @@ def source_of(hit: Hit, number: int) -> Source:
 
 
 class LibraryRetriever:
-    def __init__(self, library: Library, k: int = DEFAULT_K, min_score: float = DEFAULT_MIN_SCORE) -> None:
+    def __init__(
+        self, library: Library, k: int = DEFAULT_K, min_score: float = DEFAULT_MIN_SCORE
+    ) -> None:
         self.library = library
         self.k = k
         self.min_score = min_score

@@ -73,7 +73,7 @@ class Generation:
                         break
             finally:
                 steps.close()  # closing early is a Stop: the partial answer is kept
-        except Exception as error:  # noqa: BLE001 - handed to the reader, who reports it
+        except Exception as error:
             self._put(error)
         finally:
             self._on_end()

@@ -48,7 +48,7 @@ class Pump:
                 self._queue.put(progress)
                 if self._cancelled.is_set():
                     break
-        except Exception as error:  # noqa: BLE001 - raised again in the reading thread
+        except Exception as error:
             self._queue.put(error)
         finally:
             close = getattr(progresses, "close", None)
@@ -74,11 +74,10 @@ class Pump:
             else:
                 timeout = None
             items = self._take(timeout)
-            if not items:
-                if waiting is None:
-                    quiet_at = None
-                    yield None
-                    continue
+            if not items and waiting is None:
+                quiet_at = None
+                yield None
+                continue
             ended = False
             for item in items:  # everything queued since the last frame: keep the newest step
                 if item is _END:
