@@ -6,7 +6,7 @@
 One folder is filled up to each size in turn with conversations of 10 messages
 (written by the store itself). At each size it times:
 
-- open: ``ConversationStore(folder)``, which reads every file (the files were
+- open: ``FileStore(folder)``, which reads every file (the files were
   just written, so they are in the page cache: a cold disk is slower);
 - save: appending one message to a random conversation, i.e. ``save`` of an
   11-message conversation, p50/p95, with fsync and with fsync switched off (not
@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from chatui.store import ConversationStore  # noqa: E402
+from chatui.filestore import FileStore  # noqa: E402
 from chatui.tree import Conversation, add_message, make_message, new_conversation  # noqa: E402
 
 MESSAGES_PER_CONVERSATION = 10
@@ -69,7 +69,7 @@ def percentiles(times_ms: list[float]) -> str:
     return f"p50 {cuts[49]:7.2f}  p95 {cuts[94]:7.2f}"
 
 
-def time_saves(store: ConversationStore, stored: list[Conversation], samples: int) -> list[float]:
+def time_saves(store: FileStore, stored: list[Conversation], samples: int) -> list[float]:
     rng = random.Random(1)
     times = []
     for _ in range(samples):
@@ -86,15 +86,15 @@ def run(folder: Path, sizes: list[int], samples: int) -> None:
     print(f"{MESSAGES_PER_CONVERSATION} messages per conversation, {samples} saves per size, "
           f"times in ms, folder {folder}")
     for size in sorted(sizes):
-        with ConversationStore(folder) as store:
+        with FileStore(folder) as store:
             fill_start = time.perf_counter()
             while len(stored) < size:
                 conversation = sample_conversation(len(stored))
                 store.save(conversation)
                 stored.append(conversation)
             fill_seconds = time.perf_counter() - fill_start
-        opened: list[ConversationStore] = []
-        open_ms = timed(lambda: opened.append(ConversationStore(folder)))
+        opened: list[FileStore] = []
+        open_ms = timed(lambda: opened.append(FileStore(folder)))
         with opened[0] as store:
             assert len(store.list()) == size and not store.problems
             durable = time_saves(store, stored, samples)

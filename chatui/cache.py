@@ -1,21 +1,23 @@
-"""A bounded LRU of recently used conversations in front of the ``ConversationStore``.
+"""A bounded LRU of recently used conversations in front of any ``ConversationStore``.
 
-``CachedStore`` has the store's interface (``load``, ``save``, ``update``,
-``delete``, ``list``, ``search``, ``exists``, ``problems``, ``close``), so the
-runtime hands it to ``ChatService`` and every read and write of the app goes
-through it. Reading a conversation that was used lately costs no file read;
-``stats()`` counts the hits and misses of ``load``.
+``CachedStore`` takes a store and is one (store.py's protocol), so the runtime
+hands it to ``ChatService`` and every read and write of the app goes through
+it. Reading a conversation that was used lately costs no file read; ``stats()``
+counts the hits and misses of ``load``.
 
 Invariant: a ``load`` never returns a version older than the store's, because
 
-- all writes go through this object (the store holds its data folder's lock,
-  so no other process writes it either);
+- all writes go through this object (a ``FileStore`` holds its data folder's
+  lock, so no other process writes it either);
 - a write first drops the cached copy, then writes the store, then caches
   what it wrote, all under a per-conversation lock;
 - a miss reads the store under that same lock, so it cannot cache a version
   that a concurrent write has already replaced.
 
-Conversations are immutable values, so handing out the cached object is safe.
+The per-conversation locks exist only while in use (``locks.KeyedLocks``), and a
+miss on an id that does not exist caches nothing, so lookups of unknown ids
+leave nothing behind. Conversations are immutable values, so handing out the
+cached object is safe.
 """
 
 from __future__ import annotations
@@ -24,22 +26,15 @@ import builtins
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Self
 
-from chatui.store import ConversationStore, ConversationSummary
+from chatui.locks import KeyedLocks
+from chatui.store import CacheStats, ConversationStore, ConversationSummary, owned
 from chatui.tree import Conversation
 
+__all__ = ["DEFAULT_CAPACITY", "CacheStats", "CachedStore"]
+
 DEFAULT_CAPACITY = 128
-
-
-@dataclass(frozen=True, slots=True)
-class CacheStats:
-    hits: int
-    misses: int
-    size: int
-    capacity: int
 
 
 class CachedStore:
@@ -51,14 +46,10 @@ class CachedStore:
         self.store = store
         self.capacity = capacity
         self._recent: OrderedDict[str, Conversation] = OrderedDict()
-        self._lock = threading.Lock()  # guards _recent, the counters and _write_locks
-        self._write_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards _recent and the counters
+        self._locks = KeyedLocks()  # one per conversation being read or written
         self._hits = 0
         self._misses = 0
-
-    @property
-    def data_dir(self) -> Path:
-        return self.store.data_dir
 
     @property
     def problems(self) -> builtins.list[str]:
@@ -68,46 +59,45 @@ class CachedStore:
         with self._lock:
             return CacheStats(self._hits, self._misses, len(self._recent), self.capacity)
 
-    def load(self, conversation_id: str) -> Conversation:
+    def load(self, conversation_id: str, owner: str | None = None) -> Conversation:
         cached = self._cached(conversation_id)
         if cached is not None:
-            return cached
-        if not self.store.exists(conversation_id):
-            return self.store.load(conversation_id)  # raises NotFound; no lock kept for it
-        with self._lock_for(conversation_id):
+            return owned(cached, owner)
+        with self._locks.hold(conversation_id):
             cached = self._cached(conversation_id)  # filled while we waited
             if cached is not None:
-                return cached
-            conversation = self.store.load(conversation_id)
+                return owned(cached, owner)
+            conversation = self.store.load(conversation_id, owner)
             with self._lock:
                 self._misses += 1
                 self._remember(conversation)
             return conversation
 
     def save(self, conversation: Conversation) -> None:
-        with self._lock_for(conversation.id):
+        with self._locks.hold(conversation.id):
             self._forget(conversation.id)
             self.store.save(conversation)
             with self._lock:
                 self._remember(conversation)
 
     def update(
-        self, conversation_id: str, change: Callable[[Conversation], Conversation]
+        self, conversation_id: str, change: Callable[[Conversation], Conversation],
+        owner: str | None = None,
     ) -> Conversation:
-        with self._lock_for(conversation_id):
+        with self._locks.hold(conversation_id):
             self._forget(conversation_id)
-            changed = self.store.update(conversation_id, change)
+            changed = self.store.update(conversation_id, change, owner)
             with self._lock:
                 self._remember(changed)
             return changed
 
-    def delete(self, conversation_id: str) -> None:
-        with self._lock_for(conversation_id):
+    def delete(self, conversation_id: str, owner: str | None = None) -> None:
+        with self._locks.hold(conversation_id):
             self._forget(conversation_id)
-            self.store.delete(conversation_id)
+            self.store.delete(conversation_id, owner)
 
-    def exists(self, conversation_id: str) -> bool:
-        return self.store.exists(conversation_id)
+    def exists(self, conversation_id: str, owner: str | None = None) -> bool:
+        return self.store.exists(conversation_id, owner)
 
     def list(self, owner: str | None = None) -> builtins.list[ConversationSummary]:
         return self.store.list(owner)
@@ -142,9 +132,3 @@ class CachedStore:
     def _forget(self, conversation_id: str) -> None:
         with self._lock:
             self._recent.pop(conversation_id, None)
-
-    def _lock_for(self, conversation_id: str) -> threading.Lock:
-        # Never dropped, like the store's own locks: a dropped lock could be
-        # held by one thread while another makes a fresh one for the same id.
-        with self._lock:
-            return self._write_locks.setdefault(conversation_id, threading.Lock())

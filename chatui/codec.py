@@ -1,18 +1,27 @@
-"""Conversations and messages to and from plain JSON-ready dicts.
+"""Conversations and messages to and from plain JSON-ready dicts, and their checks.
 
-One place for the wire and disk shape, used by the store and the REST API.
+One place for the wire and disk shape, used by the stores and the REST API.
 ``from_dict`` accepts what ``to_dict`` wrote, ignoring unknown keys so that a
-newer file read by an older version still loads.
+newer file read by an older version still loads. ``is_safe_id`` and
+``tree_problem`` are the checks a conversation from outside (a file, an import,
+a REST body) must pass before it is stored.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import asdict, fields
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
-from chatui.tree import Conversation, Message, Settings, Source, Timings, ToolCall
+from chatui.settings import settings_from_stored
+from chatui.tree import Conversation, Message, Role, Settings, Source, Timings, ToolCall
 
+ROLES = frozenset(get_args(Role))
+ID_CHARACTERS = r"[A-Za-z0-9_-]{1,128}"
+ID_PATTERN = f"^{ID_CHARACTERS}$"  # the same, as a JSON-schema pattern (the REST API's)
+_SAFE_ID = re.compile(ID_CHARACTERS)
 
 
 @cache
@@ -47,7 +56,9 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
 
 
 def settings_from_dict(data: dict[str, Any] | None) -> Settings:
-    return Settings(**_known(Settings, data or {}))
+    """Stored settings as they are today: unknown keys ignored, missing ones the defaults,
+    and a value an older version allowed beyond today's range clamped into it."""
+    return settings_from_stored(data)
 
 
 def conversation_header(conversation: Conversation) -> dict[str, Any]:
@@ -81,3 +92,50 @@ def conversation_from_dict(data: dict[str, Any]) -> Conversation:
         current_leaf_id=data.get("current_leaf_id"),
         owner=data.get("owner") or "local",
     )
+
+
+def is_safe_id(value: object) -> bool:
+    """Whether ``value`` can be a conversation or message id: letters, digits, ``-``, ``_``.
+
+    The one check for ids from outside (imports, REST bodies, the page): such an id
+    can name a file and sits in the page's HTML without any escaping mattering.
+    """
+    return isinstance(value, str) and _SAFE_ID.fullmatch(value) is not None
+
+
+def tree_problem(conversation: Conversation) -> str | None:
+    """What breaks the field types or the tree module's invariants, or None."""
+    if not is_safe_id(conversation.id):
+        return f"{conversation.id!r} cannot be a conversation id"
+    if not (isinstance(conversation.title, str) and isinstance(conversation.owner, str)):
+        return "the title and the owner must be text"
+    messages = conversation.messages
+    for key, message in messages.items():
+        if not is_safe_id(message.id):
+            return f"{message.id!r} cannot be a message id"
+        if key != message.id or not isinstance(message.content, str):
+            return f"message {key!r} is malformed"
+        if message.role not in ROLES:
+            return f"message {key} has the unknown role {message.role!r}"
+        if message.parent_id is not None and message.parent_id not in messages:
+            return f"message {key} answers {message.parent_id!r}, which is missing"
+    leaf = conversation.current_leaf_id
+    if (leaf is None) != (not messages) or (leaf is not None and leaf not in messages):
+        return f"the current message {leaf!r} is not in the conversation"
+    if _has_cycle(messages):
+        return "the messages' parents form a cycle"
+    return None
+
+
+def _has_cycle(messages: Mapping[str, Message]) -> bool:
+    rooted: set[str] = set()  # messages known to lead up to a root
+    for start in messages:
+        trail: set[str] = set()
+        current: str | None = start
+        while current is not None and current not in rooted:
+            if current in trail:
+                return True
+            trail.add(current)
+            current = messages[current].parent_id
+        rooted |= trail
+    return False

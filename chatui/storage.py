@@ -1,47 +1,61 @@
-"""One conversation file on disk: its schema, migrations and atomic TinyDB storage.
+"""One conversation file on disk: a small TinyDB database, its schema and migrations.
 
-A file is a TinyDB database (``{table: {doc_id: document}}``) with the tables
-``meta`` (one record: ``schema_version``), ``conversation`` (one record: the
-header from ``codec.conversation_header``) and ``messages`` (one document per
-message). ``migrate`` brings an older file up to ``SCHEMA_VERSION`` in memory;
-``conversation_of`` checks the shape and the tree invariants, and raises
-``StoreCorrupt`` with a sentence naming the file and what is wrong.
+Decision: TinyDB is used as a database, one per conversation, not as a JSON
+writer. Every file is a TinyDB database (``{table: {doc_id: document}}``) with
+the tables ``meta`` (one record: ``schema_version``), ``conversation`` (one
+record: the header from ``codec.conversation_header``) and ``messages`` (one
+document per message, oldest first); saves insert into those tables and loads
+read them back through ``TinyDB.table``. Why keep TinyDB: its ``Storage`` class
+is exactly the seam for the crash-safe write (``ConversationFile``), its
+middleware for doing one save in one write (``WriteOnce``), and every file
+chatui has written since schema 1 already is such a database, so nothing on
+disk changes. Why one database per conversation and not one for the store:
+TinyDB's storages always write the whole database, so one file would make each
+message cost in proportion to every conversation stored. What TinyDB does not
+do here: the list of conversations (an index in memory, ``FileStore``) and
+search (a scan), which its queries would do no faster.
 
-``AtomicJSONStorage.write`` puts the new content in a temporary file in the
+``ConversationFile.read`` brings an older file up to ``SCHEMA_VERSION`` in
+memory (``migrate``) and checks that every table is a table of records before
+TinyDB sees it; ``read_conversation`` then checks the tree invariants and
+raises ``StoreCorrupt`` with a sentence naming the file and what is wrong.
+
+``ConversationFile.write`` puts the new content in a temporary file in the
 same folder, flushes and fsyncs it, ``os.replace``s it over the old file and
 fsyncs the folder. Whenever the process dies (or the power goes), the file on
 disk is the old version or the new one, whole; at worst a temporary file is
 left behind, which ``remove_temp_files`` clears at the next start.
 
-``WriteOnce`` is a middleware that keeps TinyDB's writes in memory until
-``commit()``: one save is several table operations (each a full TinyDB write),
-and only its final state reaches the disk, in one atomic replacement. If the
-save fails half-way nothing is written.
+``WriteOnce`` is a middleware that reads the file once and keeps TinyDB's
+writes in memory until ``commit()``: one save is several table operations (each
+a full TinyDB write), and only its final state reaches the disk, in one atomic
+replacement. If the save fails half-way nothing is written.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
+from tinydb import TinyDB
 from tinydb.middlewares import Middleware
 from tinydb.storages import Storage
+from tinydb.table import Document
 
-from chatui.codec import conversation_from_dict
+from chatui.codec import ID_PATTERN as ID_PATTERN  # re-exported for older importers
+from chatui.codec import conversation_from_dict, conversation_header, message_to_dict
+from chatui.codec import is_safe_id as is_safe_id
+from chatui.codec import tree_problem
 from chatui.errors import StoreCorrupt, StoreError
-from chatui.tree import Conversation, Message, Role
+from chatui.tree import Conversation
 
 SCHEMA_VERSION = 1
 TEMP_SUFFIX = ".tmp"
-ROLES = frozenset(get_args(Role))
-ID_CHARACTERS = r"[A-Za-z0-9_-]{1,128}"
-ID_PATTERN = f"^{ID_CHARACTERS}$"  # the same, as a JSON-schema pattern (the REST API's)
-_SAFE_ID = re.compile(ID_CHARACTERS)
+TABLES = ("meta", "conversation", "messages")
 
 Tables = dict[str, dict[str, Any]]
 
@@ -82,15 +96,56 @@ def migrate(document: Tables, path: Path) -> Tables:
             f"up to {SCHEMA_VERSION}). It was left as it is."
         )
     while version < SCHEMA_VERSION:
-        document = MIGRATIONS[version](document)
+        try:
+            document = MIGRATIONS[version](document)
+        except (TypeError, ValueError, AttributeError, KeyError) as error:
+            raise StoreCorrupt(
+                f"{path} could not be brought from schema {version} to {version + 1} ({error})."
+            ) from None
         version += 1
     return document
 
 
-def conversation_of(document: Tables, path: Path) -> Conversation:
-    """The conversation in a current-version document, checked."""
-    header = _only_record(document, "conversation", path)
-    records = list(_table(document, "messages", path).values())
+def checked_tables(document: Tables, path: Path) -> Tables:
+    """``document`` if each table chatui reads is a table of records with numeric ids."""
+    for name in TABLES:
+        _table(document, name, path)
+    return document
+
+
+def read_conversation(path: Path) -> Conversation:
+    """The conversation in ``path``, checked; ``FileNotFoundError`` if there is none."""
+    storage = WriteOnce(ConversationFile)
+    database = TinyDB(path, storage=storage)
+    try:
+        if storage.read() is None:
+            raise FileNotFoundError(path)
+        [header] = _records(database, "conversation", path, expected=1)
+        records = _records(database, "messages", path)
+    finally:
+        database.close()
+    return conversation_of(header, records, path)
+
+
+def write_conversation(path: Path, conversation: Conversation) -> None:
+    """Replace ``path`` with ``conversation``, in one atomic write."""
+    storage = WriteOnce(ConversationFile, start_empty=True)
+    database = TinyDB(path, storage=storage)
+    try:
+        database.table("meta").insert({"schema_version": SCHEMA_VERSION})
+        database.table("conversation").insert(conversation_header(conversation))
+        database.table("messages").insert_multiple(
+            message_to_dict(m) for m in conversation.messages.values()
+        )
+        storage.commit()
+    finally:
+        database.close()
+
+
+def conversation_of(
+    header: dict[str, Any], records: Sequence[dict[str, Any]], path: Path
+) -> Conversation:
+    """The conversation made of a header and message records, checked."""
     try:
         conversation = conversation_from_dict({**header, "messages": records})
     except KeyError as error:
@@ -107,56 +162,21 @@ def conversation_of(document: Tables, path: Path) -> Conversation:
     return conversation
 
 
-def is_safe_id(value: object) -> bool:
-    """Whether ``value`` can be a conversation or message id: letters, digits, ``-``, ``_``.
-
-    The one check for ids from outside (imports, REST bodies, the page): such an id
-    can name a file and sits in the page's HTML without any escaping mattering.
-    """
-    return isinstance(value, str) and _SAFE_ID.fullmatch(value) is not None
-
-
-def tree_problem(conversation: Conversation) -> str | None:
-    """What breaks the field types or the tree module's invariants, or None."""
-    if not is_safe_id(conversation.id):
-        return f"{conversation.id!r} cannot be a conversation id"
-    if not (isinstance(conversation.title, str) and isinstance(conversation.owner, str)):
-        return "the title and the owner must be text"
-    messages = conversation.messages
-    for key, message in messages.items():
-        if not is_safe_id(message.id):
-            return f"{message.id!r} cannot be a message id"
-        if key != message.id or not isinstance(message.content, str):
-            return f"message {key!r} is malformed"
-        if message.role not in ROLES:
-            return f"message {key} has the unknown role {message.role!r}"
-        if message.parent_id is not None and message.parent_id not in messages:
-            return f"message {key} answers {message.parent_id!r}, which is missing"
-    leaf = conversation.current_leaf_id
-    if (leaf is None) != (not messages) or (leaf is not None and leaf not in messages):
-        return f"the current message {leaf!r} is not in the conversation"
-    if _has_cycle(messages):
-        return "the messages' parents form a cycle"
-    return None
-
-
-def _has_cycle(messages: Mapping[str, Message]) -> bool:
-    rooted: set[str] = set()  # messages known to lead up to a root
-    for start in messages:
-        trail: set[str] = set()
-        current: str | None = start
-        while current is not None and current not in rooted:
-            if current in trail:
-                return True
-            trail.add(current)
-            current = messages[current].parent_id
-        rooted |= trail
-    return False
+def _records(
+    database: TinyDB, name: str, path: Path, expected: int | None = None
+) -> list[Document]:
+    records = database.table(name).all()
+    if expected is not None and len(records) != expected:
+        raise StoreCorrupt(f"{path} should have one {name!r} record, not {len(records)}.")
+    return records
 
 
 def _table(document: Tables, name: str, path: Path) -> dict[str, Any]:
     table = document.get(name, {})  # TinyDB leaves out tables never written
-    if not isinstance(table, dict) or not all(isinstance(d, dict) for d in table.values()):
+    if not isinstance(table, dict) or not all(
+        isinstance(record, dict) and key.isascii() and key.isdigit()
+        for key, record in table.items()
+    ):
         raise StoreCorrupt(f"{path} has a {name!r} table that is not a table of records.")
     return table
 
@@ -231,24 +251,25 @@ def remove_temp_files(folder: Path) -> list[Path]:
     return leftovers
 
 
-class AtomicJSONStorage(Storage):
-    """A TinyDB storage on one JSON file, written with ``write_json_atomic``."""
+class ConversationFile(Storage):
+    """A TinyDB storage on one conversation file: migrated on read, replaced atomically."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     def read(self) -> Tables | None:
         try:
-            return read_json_file(self.path)
+            document = read_json_file(self.path)
         except FileNotFoundError:
             return None
+        return checked_tables(migrate(document, self.path), self.path)
 
     def write(self, data: Tables) -> None:
         write_json_atomic(self.path, data)
 
 
 class WriteOnce(Middleware):
-    """Hold TinyDB's writes until ``commit()``; ``close()`` drops uncommitted ones.
+    """Read once, hold TinyDB's writes until ``commit()``; ``close()`` drops uncommitted ones.
 
     With ``start_empty`` the database starts empty instead of reading the file:
     a save that replaces everything need not parse the old version.
@@ -257,15 +278,18 @@ class WriteOnce(Middleware):
     def __init__(self, storage_cls: type[Storage], start_empty: bool = False) -> None:
         super().__init__(storage_cls)
         self._data: Tables | None = {} if start_empty else None
+        self._read = start_empty
         self._changed = False
 
     def read(self) -> Tables | None:
-        if self._data is None:
+        if not self._read:
             self._data = self.storage.read()
+            self._read = True
         return self._data
 
     def write(self, data: Tables) -> None:
         self._data = data
+        self._read = True
         self._changed = True
 
     def commit(self) -> None:

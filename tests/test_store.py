@@ -1,4 +1,10 @@
-"""The conversation store: what is on disk, what survives a restart or a crash."""
+"""The conversation stores: the protocol's contract on each, and what the file store keeps on disk.
+
+Tests taking ``store`` run on every implementation (``FileStore``, ``MemoryStore``),
+as TinyDB's own tests run on its JSON and memory storages. Tests taking
+``file_store`` are about files: crash safety, corrupt files, migrations, the
+folder lock.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +27,8 @@ import pytest
 from chatui import storage
 from chatui.codec import conversation_to_dict
 from chatui.errors import InvalidRequest, NotFound, StoreCorrupt, StoreError
+from chatui.filestore import FileStore
+from chatui.memstore import MemoryStore
 from chatui.store import ConversationStore
 from chatui.tree import (
     Conversation,
@@ -34,17 +42,38 @@ from chatui.tree import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
+WRITTEN_BEFORE = REPO / "tests" / "store_files" / "c0ffee0000000000000000000000v1.json"
+"""A file written by chatui before the store protocol (schema 1), kept as it was."""
+
+STORES: dict[str, Callable[[Path], ConversationStore]] = {
+    "file": FileStore,
+    "memory": lambda folder: MemoryStore(),
+}
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConversationStore]:
+    with STORES[request.param](tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ConversationStore]:
-    with ConversationStore(tmp_path) as opened:
+def file_store(tmp_path: Path) -> Iterator[FileStore]:
+    with FileStore(tmp_path) as opened:
         yield opened
 
 
 def reopen(store: ConversationStore) -> ConversationStore:
+    """The store as the next start of chatui finds it (a memory store is all it has)."""
+    if not isinstance(store, FileStore):
+        return store
     store.close()
-    return ConversationStore(store.data_dir)
+    return FileStore(store.data_dir)
+
+
+def reopen_file(store: FileStore) -> FileStore:
+    store.close()
+    return FileStore(store.data_dir)
 
 
 def chat(
@@ -64,7 +93,7 @@ def append(conversation: Conversation, text: str) -> Conversation:
     return add_message(conversation, make_message("user", text, conversation.current_leaf_id))
 
 
-def file_of(store: ConversationStore, conversation_id: str) -> Path:
+def file_of(store: FileStore, conversation_id: str) -> Path:
     return store.data_dir / "conversations" / f"{conversation_id}.json"
 
 
@@ -113,12 +142,12 @@ def test_conversations_persist_in_a_new_store_on_the_same_folder(
 
 
 def test_a_file_is_one_tinydb_database_with_the_schema_version(
-    store: ConversationStore,
+    file_store: FileStore,
 ) -> None:
     conversation = chat(texts=("one", "two", "three"))
-    store.save(conversation)
+    file_store.save(conversation)
 
-    tables = json.loads(file_of(store, conversation.id).read_text())
+    tables = json.loads(file_of(file_store, conversation.id).read_text())
 
     assert tables["meta"] == {"1": {"schema_version": 1}}
     assert tables["conversation"]["1"]["title"] == "A chat"
@@ -191,14 +220,16 @@ def test_list_shows_only_the_owners_conversations(
     assert [s.title for s in store.list(owner)] == expected
 
 
-def test_delete_removes_the_conversation_and_its_file(store: ConversationStore) -> None:
+def test_delete_removes_the_conversation_and_its_file(
+    store: ConversationStore, tmp_path: Path,
+) -> None:
     kept, gone = chat("Kept"), chat("Gone")
     store.save(kept)
     store.save(gone)
 
     store.delete(gone.id)
 
-    assert not file_of(store, gone.id).exists()
+    assert not (tmp_path / "conversations" / f"{gone.id}.json").exists()
     assert not store.exists(gone.id)
     assert store.exists(kept.id)
     assert [s.title for s in store.list()] == ["Kept"]
@@ -221,11 +252,11 @@ def test_unknown_or_unsafe_ids_are_not_found(
 
 
 def test_a_conversation_that_breaks_the_tree_is_refused_and_nothing_changes(
-    store: ConversationStore,
+    store: ConversationStore, tmp_path: Path,
 ) -> None:
     conversation = chat()
     store.save(conversation)
-    before = file_of(store, conversation.id).read_bytes()
+    before = sorted((p, p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file())
     orphan = make_message("user", "lost", parent_id="no-such-message")
     broken = replace(conversation, messages={**conversation.messages, orphan.id: orphan})
 
@@ -234,8 +265,11 @@ def test_a_conversation_that_breaks_the_tree_is_refused_and_nothing_changes(
     with pytest.raises(InvalidRequest):
         store.save(replace(conversation, id="../escape"))
 
-    assert file_of(store, conversation.id).read_bytes() == before
-    assert list(store.data_dir.rglob("*escape*")) == []
+    assert store.load(conversation.id) == conversation
+    assert [s.id for s in store.list()] == [conversation.id]
+    assert not store.exists("../escape")
+    assert sorted((p, p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file()) == before
+    assert list(tmp_path.parent.rglob("*escape*")) == []
 
 
 def test_concurrent_saves_to_different_conversations_lose_nothing(
@@ -296,14 +330,71 @@ def test_readers_never_see_a_half_written_conversation(store: ConversationStore)
                 store.save(job)
             writers_left.release()
             return
-        while not writers_left.acquire(blocking=False):
+        while True:  # at least one read, however fast the writers are
             seen.append(store.load(versions[0].id))
+            if writers_left.acquire(blocking=False):
+                break
         writers_left.release()  # let the next reader stop too
 
     run_threads(write_or_read, [*versions, None, None, None])
 
     assert seen and all(conversation in versions for conversation in seen)
     assert store.problems == []
+
+
+def test_an_owner_sees_only_their_conversations_and_a_guess_tells_nothing(
+    store: ConversationStore,
+) -> None:
+    alices = chat("Alice's", owner="alice")
+    store.save(alices)
+
+    assert store.load(alices.id, owner="alice") == alices
+    assert store.exists(alices.id, owner="alice") and not store.exists(alices.id, owner="bob")
+    with pytest.raises(NotFound) as another:
+        store.load(alices.id, owner="bob")
+    with pytest.raises(NotFound) as missing:
+        store.load("no-such-chat", owner="bob")
+    assert str(another.value) == str(missing.value) and alices.id not in str(another.value)
+    with pytest.raises(NotFound):
+        store.update(alices.id, lambda c: append(c, "from bob"), owner="bob")
+    with pytest.raises(NotFound):
+        store.delete(alices.id, owner="bob")
+    assert store.search("hello", owner="bob") == []
+
+    assert reopen(store).load(alices.id) == alices  # nothing bob did changed it
+    changed = store.update(alices.id, lambda c: append(c, "more"), owner="alice")
+    assert store.load(alices.id, owner="alice") == changed
+    store.delete(alices.id, owner="alice")
+    assert not store.exists(alices.id)
+
+
+def test_lookups_of_unknown_ids_leave_no_lock_behind(file_store: FileStore) -> None:
+    """20,000 REST reads of made-up ids used to leave 20,000 locks in the store."""
+    for number in range(20_000):
+        with pytest.raises(NotFound):
+            file_store.load(f"made-up-{number}")
+    with pytest.raises(NotFound):
+        file_store.delete("made-up")
+    with pytest.raises(NotFound):
+        file_store.update("made-up", lambda c: c)
+
+    assert len(file_store._locks) == 0
+
+
+def test_the_lock_table_empties_after_concurrent_writes(file_store: FileStore) -> None:
+    conversations = [chat(f"Chat {n}") for n in range(4)]
+    for conversation in conversations:
+        file_store.save(conversation)
+
+    def append_many(conversation: Conversation) -> None:
+        for number in range(10):
+            file_store.update(conversation.id, lambda c, n=number: append(c, f"#{n}"))
+            file_store.load(conversation.id)
+
+    run_threads(append_many, conversations * 2)
+
+    assert len(file_store._locks) == 0
+    assert all(len(file_store.load(c.id).messages) == 2 + 20 for c in conversations)
 
 
 def run_threads(target: Callable[[Any], object], arguments: Sequence[Any]) -> None:
@@ -324,7 +415,7 @@ def run_threads(target: Callable[[Any], object], arguments: Sequence[Any]) -> No
     assert errors == []
 
 
-def truncated(store: ConversationStore) -> bytes:
+def truncated(store: FileStore) -> bytes:
     """A real store file cut in the middle, as a crash of a plain write leaves it."""
     conversation = chat(texts=("a long question " * 20, "a long answer " * 20))
     store.save(conversation)
@@ -349,6 +440,20 @@ CORRUPT_FILES = {
             "conversation": {"1": {"id": "bad", "created_at": 1.0, "current_leaf_id": "m"}},
             "messages": {"1": {"id": "m", "parent_id": None, "content": "x", "created_at": 1}},
         }).encode(), "role"),
+    "record id not a number": (
+        lambda store: json.dumps({
+            "meta": {"1": {"schema_version": 1}},
+            "conversation": {"one": {"id": "bad", "created_at": 1.0}},
+        }).encode(), "'conversation' table that is not a table of records"),
+    "messages not records": (
+        lambda store: json.dumps({
+            "meta": {"1": {"schema_version": 1}},
+            "conversation": {"1": {"id": "bad", "created_at": 1.0}},
+            "messages": {"1": "hello"},
+        }).encode(), "'messages' table that is not a table of records"),
+    "version 0 with messages that are not a list": (
+        lambda store: b'{"id": "bad", "created_at": 1.0, "messages": 5}',
+        "could not be brought from schema 0 to 1"),
     "dangling parent": (
         lambda store: json.dumps({
             "meta": {"1": {"schema_version": 1}},
@@ -361,15 +466,15 @@ CORRUPT_FILES = {
 
 @pytest.mark.parametrize("kind", CORRUPT_FILES)
 def test_a_corrupt_file_is_set_aside_with_a_readable_problem(
-    store: ConversationStore, kind: str,
+    file_store: FileStore, kind: str,
 ) -> None:
     make_content, reason = CORRUPT_FILES[kind]
-    content = make_content(store)
+    content = make_content(file_store)
     good = chat("Good")
-    store.save(good)
-    file_of(store, "bad").write_bytes(content)
+    file_store.save(good)
+    file_of(file_store, "bad").write_bytes(content)
 
-    again = reopen(store)
+    again = reopen_file(file_store)
 
     assert [s.title for s in again.list()] == ["Good"]
     assert again.load(good.id) == good
@@ -384,27 +489,27 @@ def test_a_corrupt_file_is_set_aside_with_a_readable_problem(
 
 
 def test_a_file_spoiled_while_running_is_set_aside_when_loaded(
-    store: ConversationStore,
+    file_store: FileStore,
 ) -> None:
     spoiled, good = chat("Spoiled"), chat("Good")
-    store.save(spoiled)
-    store.save(good)
-    file_of(store, spoiled.id).write_text('{"meta": ')
+    file_store.save(spoiled)
+    file_store.save(good)
+    file_of(file_store, spoiled.id).write_text('{"meta": ')
 
     with pytest.raises(StoreCorrupt, match=f"{spoiled.id}.json is not valid JSON"):
-        store.load(spoiled.id)
+        file_store.load(spoiled.id)
 
-    assert [s.title for s in store.list()] == ["Good"]
-    assert len(store.problems) == 1
-    assert (store.data_dir / "corrupt" / f"{spoiled.id}.json").exists()
+    assert [s.title for s in file_store.list()] == ["Good"]
+    assert len(file_store.problems) == 1
+    assert (file_store.data_dir / "corrupt" / f"{spoiled.id}.json").exists()
 
 
-def test_an_unreadable_entry_is_reported_and_left_in_place(store: ConversationStore) -> None:
+def test_an_unreadable_entry_is_reported_and_left_in_place(file_store: FileStore) -> None:
     good = chat("Good")
-    store.save(good)
-    file_of(store, "folder").mkdir()
+    file_store.save(good)
+    file_of(file_store, "folder").mkdir()
 
-    again = reopen(store)
+    again = reopen_file(file_store)
 
     [problem] = again.problems
     assert "folder.json" in problem and "Could not read" in problem
@@ -417,21 +522,21 @@ def test_a_second_corrupt_copy_does_not_overwrite_the_first(tmp_path: Path) -> N
     for attempt in range(2):
         (tmp_path / "conversations").mkdir(exist_ok=True)
         (tmp_path / "conversations" / "bad.json").write_text("{" * (attempt + 1))
-        with ConversationStore(tmp_path) as store:
+        with FileStore(tmp_path) as store:
             assert len(store.problems) == 1
 
     assert (tmp_path / "corrupt" / "bad.json").read_text() == "{"
     assert (tmp_path / "corrupt" / "bad.1.json").read_text() == "{{"
 
 
-def test_leftover_temp_files_are_removed_at_start(store: ConversationStore) -> None:
+def test_leftover_temp_files_are_removed_at_start(file_store: FileStore) -> None:
     conversation = chat()
-    store.save(conversation)
-    folder = store.data_dir / "conversations"
+    file_store.save(conversation)
+    folder = file_store.data_dir / "conversations"
     leftover = folder / f".{conversation.id}.json.k3j2.tmp"
     leftover.write_text('{"meta": {"1": {"schema_')
 
-    again = reopen(store)
+    again = reopen_file(file_store)
 
     assert sorted(p.name for p in folder.iterdir()) == [f"{conversation.id}.json"]
     assert again.load(conversation.id) == conversation
@@ -439,18 +544,52 @@ def test_leftover_temp_files_are_removed_at_start(store: ConversationStore) -> N
     again.close()
 
 
-def write_v0(store: ConversationStore, conversation: Conversation) -> None:
+def test_a_file_written_before_the_store_protocol_still_loads(file_store: FileStore) -> None:
+    folder = file_store.data_dir / "conversations"
+    (folder / WRITTEN_BEFORE.name).write_bytes(WRITTEN_BEFORE.read_bytes())
+
+    again = reopen_file(file_store)
+
+    assert again.problems == []
+    [summary] = again.list(owner="alice")
+    conversation = again.load(summary.id, owner="alice")
+    assert conversation.title == "Written by chatui before issue 11"
+    assert conversation.settings == Settings(system_prompt="Be brief.", model="smollm2",
+                                             temperature=0.2, top_k=40, max_tokens=256, seed=7,
+                                             rag_enabled=True)
+    assert [m.id for m in conversation.messages.values()] == ["m1", "m2", "m3"]
+    answer = conversation.message("m2")
+    assert answer.sources == (Source(number=1, document="plan.pdf", page=3,
+                                     snippet="La gare…", score=0.87, chunk_id=5),)
+    assert answer.tool_calls == (ToolCall(id="call_1", name="search",
+                                          arguments='{"q": "gare"}'),)
+    assert answer.timings == Timings(prompt_tokens=12, generated_tokens=30, ttft_ms=81.5,
+                                     tokens_per_second=42.0, total_ms=900.25, source="server")
+    assert conversation.message("m1").content == "Où est la gare ? 🚉"
+    assert conversation.current_leaf_id == "m3" and summary.message_count == 3
+
+    longer = append(conversation, "still here?")
+    again.save(longer)
+    written = json.loads((folder / WRITTEN_BEFORE.name).read_text())
+    before = json.loads(WRITTEN_BEFORE.read_text())
+    assert written.keys() == before.keys() and written["meta"] == before["meta"]
+    assert list(written["messages"].values())[:3] == list(before["messages"].values())
+    with reopen_file(again) as last:
+        assert last.load(conversation.id) == longer
+
+
+def write_v0(store: FileStore, conversation: Conversation) -> None:
     """A version-0 file: one plain object, as chatui wrote before TinyDB."""
     file_of(store, conversation.id).write_text(json.dumps(conversation_to_dict(conversation)))
 
 
 def test_a_version_0_file_is_migrated_and_rewritten_as_current_on_save(
-    store: ConversationStore,
+    file_store: FileStore,
 ) -> None:
     conversation = chat("From v0", texts=("old question", "old answer"))
-    write_v0(store, conversation)
+    write_v0(file_store, conversation)
 
-    again = reopen(store)
+    again = reopen_file(file_store)
 
     assert again.load(conversation.id) == conversation
     assert [s.title for s in again.list()] == ["From v0"]
@@ -462,7 +601,7 @@ def test_a_version_0_file_is_migrated_and_rewritten_as_current_on_save(
 
 
 def test_migrations_run_in_order_up_to_the_current_version(
-    store: ConversationStore, monkeypatch: pytest.MonkeyPatch,
+    file_store: FileStore, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def v1_to_v2(document: storage.Tables) -> storage.Tables:
         header = document["conversation"]["1"]
@@ -472,18 +611,18 @@ def test_migrations_run_in_order_up_to_the_current_version(
     monkeypatch.setattr(storage, "SCHEMA_VERSION", 2)
     monkeypatch.setitem(storage.MIGRATIONS, 1, v1_to_v2)
     conversation = chat("Old")
-    write_v0(store, conversation)
+    write_v0(file_store, conversation)
 
-    assert reopen(store).load(conversation.id).title == "Old (v2)"
+    assert reopen_file(file_store).load(conversation.id).title == "Old (v2)"
 
 
 def test_a_file_from_a_newer_version_is_reported_and_left_alone(
-    store: ConversationStore,
+    file_store: FileStore,
 ) -> None:
-    path = file_of(store, "future")
+    path = file_of(file_store, "future")
     path.write_text('{"meta": {"1": {"schema_version": 99}}}')
 
-    again = reopen(store)
+    again = reopen_file(file_store)
 
     assert again.list() == []
     [problem] = again.problems
@@ -492,20 +631,20 @@ def test_a_file_from_a_newer_version_is_reported_and_left_alone(
     again.close()
 
 
-def test_a_second_process_cannot_open_the_same_folder(store: ConversationStore) -> None:
+def test_a_second_process_cannot_open_the_same_folder(file_store: FileStore) -> None:
     with pytest.raises(StoreError, match="already open"):
-        ConversationStore(store.data_dir)
-    store.close()
-    ConversationStore(store.data_dir).close()
+        FileStore(file_store.data_dir)
+    file_store.close()
+    FileStore(file_store.data_dir).close()
 
 
 CHILD = textwrap.dedent("""
     import itertools, sys
     from pathlib import Path
-    from chatui.store import ConversationStore
+    from chatui.filestore import FileStore
     from chatui.tree import add_message, make_message, new_conversation
 
-    store = ConversationStore(Path(sys.argv[1]))
+    store = FileStore(Path(sys.argv[1]))
     ids = [summary.id for summary in store.list()]
     while len(ids) < 3:
         conversation = new_conversation(f"Chat {len(ids)}")
@@ -531,7 +670,7 @@ def test_no_saved_message_is_lost_when_the_process_is_killed(tmp_path: Path) -> 
         rounds += 1
         printed |= run_and_kill(tmp_path, env, rng)
 
-        with ConversationStore(tmp_path) as store:
+        with FileStore(tmp_path) as store:
             assert store.problems == [], f"seed {seed}, round {rounds}"
             assert len(store.list()) == 3
             stored = {
