@@ -4,6 +4,9 @@ Every flag has an environment variable (``CHATUI_<FLAG>``); a flag beats its
 variable, which beats the default. ``OPENAI_API_KEY`` and ``OPENAI_BASE_URL``
 are honoured when the chatui variables are not set. The README's
 configuration table is generated from the same names: keep them in sync.
+The generation settings' flags (``--temperature`` ...) are derived from
+``chatui.settings.FIELDS`` and refuse a value outside its range, like the
+REST API and the Settings form.
 
 ``parse_config`` checks everything that needs nothing loaded (a malformed
 ``--api-base``, a port out of range, ``--share`` without logins, an API exposed
@@ -15,14 +18,14 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from chatui.errors import ConfigError
-from chatui.tree import Settings
-from chatui.users import TrustedProxies, is_loopback, read_api_tokens
+from chatui.errors import ConfigError, InvalidRequest
+from chatui.network import TrustedProxies, is_loopback
+from chatui.settings import FIELDS, SettingField, Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +90,6 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                          help="OpenAI-compatible base URL ending in /v1; "
                               "unset: run the embedded model")
     backend.add_argument("--api-key", default=env("API_KEY", "OPENAI_API_KEY"))
-    backend.add_argument("--model", default=env("MODEL"),
-                         help="default model (default: the first one the server lists)")
     backend.add_argument("--context", type=int, default=int(env("CONTEXT") or 4096),
                          help="context size in tokens (embedded server's n_ctx, prompt budget)")
     backend.add_argument("--connect-timeout", type=float,
@@ -148,14 +149,42 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                         metavar="HOSTS",
                         help="comma-separated hosts (host or host:port) whose images in answers "
                              "and documents are shown; others are links (default: none)")
-    gen = parser.add_argument_group("default generation settings")
-    gen.add_argument("--system-prompt", default=env("SYSTEM_PROMPT") or "")
-    for name, kind in (("temperature", float), ("top-p", float), ("top-k", int),
-                       ("min-p", float), ("max-tokens", int), ("repeat-penalty", float),
-                       ("seed", int)):
-        raw = env(name.upper().replace("-", "_"))
-        gen.add_argument(f"--{name}", type=kind, default=kind(raw) if raw else None)
+    _settings_flags(parser, env)
     return parser
+
+
+SETTINGS_GROUP = "default generation settings (for new chats)"
+
+
+def _settings_flags(
+    parser: argparse.ArgumentParser, env: Callable[[str], str | None]
+) -> None:
+    """One flag per ``chatui.settings.FIELDS`` row, ``--top-p`` for ``top_p``; checked alike."""
+    group = parser.add_argument_group(SETTINGS_GROUP)
+    for setting in FIELDS:
+        raw = env(setting.name.upper())
+        unset = f"default: {setting.unset}"
+        if setting.kind is bool:
+            group.add_argument(setting.flag, action=argparse.BooleanOptionalAction,
+                               default=_flag(raw) or setting.default,
+                               help=f"{setting.help.rstrip('.')} ({unset}).")
+            continue
+        span = f"{setting.range_text}; " if setting.range_text else ""
+        # A text default goes through ``type`` too, so a bad variable is refused like a bad flag.
+        group.add_argument(setting.flag, type=_checked(setting), default=raw,
+                           metavar=setting.kind.__name__.upper() if setting.kind is not str
+                           else "TEXT", help=f"{setting.help.rstrip('.')} ({span}{unset}).")
+
+
+def _checked(setting: SettingField) -> Callable[[str], object]:
+    def parse(raw: str) -> object:
+        try:
+            return setting.parse(raw)
+        except InvalidRequest as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = setting.kind.__name__  # argparse names the type in its messages
+    return parse
 
 
 def _flag(raw: str | None) -> bool | None:
@@ -186,6 +215,23 @@ def _auth_pairs(
         if not sep or not user or not password:
             raise ConfigError(f"--auth expects USER:PASSWORD, got {entry!r}.")
         pairs.append((user, password))
+    return tuple(pairs)
+
+
+def read_api_tokens(path: str | Path) -> tuple[tuple[str, str], ...]:
+    """``(user, token)`` pairs from a file of ``user:token`` lines (``#`` starts a comment)."""
+    pairs = []
+    for number, line in enumerate(Path(path).expanduser().read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, token = line.partition(":")
+        if not sep or not user.strip() or not token.strip():
+            raise ConfigError(f"{path}, line {number}: expected USER:TOKEN.")
+        pairs.append((user.strip(), token.strip()))
+    tokens = [token for _, token in pairs]
+    if len(set(tokens)) != len(tokens):
+        raise ConfigError(f"{path}: two users have the same token; give each their own.")
     return tuple(pairs)
 
 
@@ -232,10 +278,6 @@ def parse_config(
         raise ConfigError(f"--port must be between 1 and 65535, not {args.port}.")
     try:
         config = _config(args, environ)
-    except SystemExit as refusal:  # users.read_api_tokens and friends say what is wrong
-        if isinstance(refusal.code, str):
-            raise ConfigError(refusal.code) from None
-        raise
     except OSError as error:  # --auth-file or --api-tokens-file cannot be read
         raise ConfigError(f"Cannot read {error.filename}: {error.strerror}.") from None
     if config.share and not config.auth:
@@ -278,9 +320,9 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
         max_document_chunks=args.max_document_chunks,
         allowed_image_hosts=tuple(
             host.strip().lower() for host in args.allowed_image_hosts.split(",") if host.strip()),
-        defaults=Settings(
-            system_prompt=args.system_prompt, model=None, temperature=args.temperature,
-            top_p=args.top_p, top_k=args.top_k, min_p=args.min_p, max_tokens=args.max_tokens,
-            repeat_penalty=args.repeat_penalty, seed=args.seed,
-        ),
+        # ``--model`` is kept apart: the server's first model stands in when it is unset.
+        defaults=Settings(**{
+            setting.name: getattr(args, setting.name) for setting in FIELDS
+            if setting.name != "model" and getattr(args, setting.name) is not None
+        }),
     )

@@ -16,9 +16,10 @@ Invariants:
   do not, so a refused user is not punished further for trying.
 - A limit of 0 means no limit. ``UserLimits.none()`` is the single local user's:
   it is you.
+- Built from plain numbers: ``runtime.limits_for`` reads them from the configuration.
 - An anonymous visitor (owner "anon:...") can become a new one by dropping its
   cookie, so each of its answers also counts against its network address
-  (``users.address_key``), with the same limits: a bucket that a fresh cookie
+  (``network.address_key``), with the same limits: a bucket that a fresh cookie
   does not reset. Logins and API tokens are counted per user only (people
   behind one office router are not each other's limit). An anonymous answer
   whose address is unknown counts against one shared "unknown" bucket.
@@ -34,9 +35,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Self
 
-from chatui.config import Config
 from chatui.errors import LimitExceeded
-from chatui.users import address_key, is_anonymous, is_shared
+from chatui.network import address_key
+from chatui.users import is_anonymous
 
 WINDOW_SECONDS = 60.0
 ADDRESS_PREFIX = "address:"  # no owner starts so: "anon:...", "local", logins without ":"
@@ -182,14 +183,3 @@ def _answers(count: int) -> str:
 
 def _documents(count: int) -> str:
     return f"{count} document" if count == 1 else f"{count} documents"
-
-
-def limits_for(config: Config) -> Limits:
-    """The configured limits when the app is shared; none for the single local user."""
-    if not is_shared(config):
-        return Limits(UserLimits.none())
-    return Limits(UserLimits(
-        concurrent_answers=config.user_concurrency,
-        answers_per_minute=config.user_requests_per_minute,
-        max_documents=config.user_max_documents,
-    ))

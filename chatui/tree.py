@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from chatui.errors import InvalidRequest, NotFound
+from chatui.settings import Settings
 
 Role = Literal["system", "user", "assistant", "tool"]
 Status = Literal["complete", "stopped", "error", "streaming"]
@@ -81,33 +82,6 @@ class Message:
     sources: tuple[Source, ...] = ()
     status: Status = "complete"
     error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """Per-conversation generation settings; ``None`` means the server's default."""
-
-    system_prompt: str = ""
-    model: str | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    max_tokens: int | None = None
-    repeat_penalty: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
-    rag_enabled: bool = False
-
-    def sampling(self) -> dict[str, Any]:
-        """The sampling fields that are set, as request parameters."""
-        names = (
-            "temperature", "top_p", "top_k", "min_p", "max_tokens",
-            "repeat_penalty", "presence_penalty", "frequency_penalty", "seed",
-        )
-        values = {name: getattr(self, name) for name in names}
-        return {name: value for name, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,9 @@ from typing import Any
 from starlette.requests import HTTPConnection, cookie_parser
 
 from chatui.config import Config
-from chatui.users import TrustedProxies, VisitorIds, identity_mode, load_secret
+from chatui.network import TrustedProxies
+from chatui.runtime import identity_of
+from chatui.users import VisitorIds, load_secret
 
 COOKIE = "chatui_visitor"
 MAX_AGE = 400 * 24 * 3600  # the longest browsers keep a cookie
@@ -122,6 +124,6 @@ def trusted_proxies(config: Config) -> TrustedProxies | None:
 
 def anonymous_visitors(config: Config) -> VisitorIds | None:
     """The signer of visitor cookies when browsers are kept apart without logins, else None."""
-    if identity_mode(config) != "anonymous":
+    if identity_of(config) != "anonymous":
         return None
     return VisitorIds(load_secret(config.data_dir))

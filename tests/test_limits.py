@@ -12,9 +12,10 @@ from chatui import tree
 from chatui.client import BackendClient
 from chatui.config import Config
 from chatui.errors import LimitExceeded
-from chatui.limits import Limits, UserLimits, limits_for
+from chatui.limits import Limits, UserLimits
+from chatui.runtime import limits_for
 from chatui.service import ChatService
-from chatui.store import ConversationStore
+from chatui.filestore import FileStore
 from tests.fakebackend import FakeBackend, Script
 
 pytestmark = pytest.mark.timeout(30)
@@ -170,7 +171,7 @@ def test_the_local_user_stays_unlimited_wherever_it_comes_from() -> None:
 @pytest.fixture
 def service(fake_backend: FakeBackend, tmp_path: Path) -> Iterator[ChatService]:
     client = BackendClient(fake_backend.base_url, first_token_timeout=5, stall_timeout=5)
-    store = ConversationStore(tmp_path / "data")
+    store = FileStore(tmp_path / "data")
     limits = Limits(UserLimits(concurrent_answers=1, answers_per_minute=0))
     yield ChatService(store, client, default_model="fake-model", limits=limits)
     client.close()
@@ -183,20 +184,20 @@ def test_a_user_at_the_limit_is_refused_before_anything_is_stored(
     fake_backend.enqueue(Script.stall(after_chunks=1, seconds=20, text="one two three"))
     first, second = service.create("alice"), service.create("alice")
     theirs = service.create("bob")
-    running = service.send(first.id, "a long answer, please", owner="alice")
+    running = service.start_send(first.id, "a long answer, please", owner="alice").events()
     next(running)  # the first token has arrived: alice has one answer streaming
     with pytest.raises(LimitExceeded, match="already have 1 answer being generated"):
-        next(service.send(second.id, "and another", owner="alice"))
-    assert service.conversation(second.id).messages == {}  # nothing stored, title unchanged
-    assert service.conversation(second.id).title == "New chat"
-    assert not service.is_generating(second.id)
+        next(service.start_send(second.id, "and another", owner="alice").events())
+    assert service.conversation(second.id, "alice").messages == {}  # nothing stored, title unchanged
+    assert service.conversation(second.id, "alice").title == "New chat"
+    assert not service.is_generating(second.id, "alice")
 
-    bobs = list(service.send(theirs.id, "hello", owner="bob"))  # bob is served meanwhile
+    bobs = list(service.start_send(theirs.id, "hello", owner="bob").events())  # bob is served meanwhile
     assert bobs[-1].done and bobs[-1].message.content == "Hello from the fake backend."
 
     running.close()  # Stop: the slot is free again
     assert service.limits.running("alice") == 0
-    answered = list(service.send(second.id, "and another", owner="alice"))
+    answered = list(service.start_send(second.id, "and another", owner="alice").events())
     assert answered[-1].message.status == "complete"
 
 
@@ -204,20 +205,20 @@ def test_every_kind_of_answer_counts(service: ChatService, fake_backend: FakeBac
     fake_backend.enqueue(Script.text_answer("first answer"),
                          Script.stall(after_chunks=1, seconds=20, text="held answer here"))
     chat, other = service.create("alice"), service.create("alice")
-    list(service.send(chat.id, "question", owner="alice"))
-    answer = tree.active_path(service.conversation(chat.id))[-1]
-    held = service.send(other.id, "hold this", owner="alice")
+    list(service.start_send(chat.id, "question", owner="alice").events())
+    answer = tree.active_path(service.conversation(chat.id, "alice"))[-1]
+    held = service.start_send(other.id, "hold this", owner="alice").events()
     next(held)
     attempts = {
-        "regenerate": lambda: service.regenerate(chat.id, answer.id, owner="alice"),
-        "continue": lambda: service.continue_answer(chat.id, answer.id, owner="alice"),
-        "answer": lambda: service.answer(chat.id, answer.parent_id or "", owner="alice"),
-        "edit": lambda: service.edit(chat.id, answer.parent_id or "", "new", owner="alice"),
+        "regenerate": lambda: service.start_regenerate(chat.id, answer.id, owner="alice").events(),
+        "continue": lambda: service.start_continue(chat.id, answer.id, owner="alice").events(),
+        "answer": lambda: service.start_retry(chat.id, answer.parent_id or "", owner="alice").events(),
+        "edit": lambda: service.start_edit(chat.id, answer.parent_id or "", "new", owner="alice").events(),
     }
     for name, attempt in attempts.items():
         with pytest.raises(LimitExceeded):
             next(attempt())
-        assert len(service.conversation(chat.id).messages) == 2, name
+        assert len(service.conversation(chat.id, "alice").messages) == 2, name
     held.close()
 
 
@@ -232,16 +233,17 @@ def test_two_threads_racing_for_the_last_slot_get_it_once(
     lock = threading.Lock()
 
     def race(chat_id: str) -> None:
-        steps = service.send(chat_id, "go", owner="alice")
         barrier.wait()
-        try:
+        try:  # starting is eager: admitted, or refused, before it returns
+            steps = service.start_send(chat_id, "go", owner="alice").events()
             next(steps)
             result = "streaming"
         except LimitExceeded:
             result = "refused"
         with lock:
             outcomes.append(result)
-            generations.append(steps)
+            if result == "streaming":
+                generations.append(steps)
 
     threads = [threading.Thread(target=race, args=(chat.id,)) for chat in chats]
     for thread in threads:
@@ -258,20 +260,20 @@ def test_the_service_counts_an_anonymous_visitors_address(
     fake_backend: FakeBackend, tmp_path: Path
 ) -> None:
     client = BackendClient(fake_backend.base_url, first_token_timeout=5, stall_timeout=5)
-    store = ConversationStore(tmp_path / "data")
+    store = FileStore(tmp_path / "data")
     limits = Limits(UserLimits(concurrent_answers=0, answers_per_minute=2), clock=FakeClock())
     service = ChatService(store, client, default_model="fake-model", limits=limits)
     try:
         for visitor in ("anon:one", "anon:two"):
             chat = service.create(visitor)
-            assert list(service.send(chat.id, "hi", owner=visitor,
-                                     address="198.51.100.4"))[-1].done
+            assert list(service.start_send(chat.id, "hi", owner=visitor,
+                                     address="198.51.100.4").events())[-1].done
         third = service.create("anon:three")
         with pytest.raises(LimitExceeded, match="network address"):
-            next(service.send(third.id, "hi", owner="anon:three", address="198.51.100.4"))
-        assert service.conversation(third.id).messages == {}  # nothing stored
-        assert list(service.send(third.id, "hi", owner="anon:three",
-                                 address="198.51.100.5"))[-1].done
+            next(service.start_send(third.id, "hi", owner="anon:three", address="198.51.100.4").events())
+        assert service.conversation(third.id, "anon:three").messages == {}  # nothing stored
+        assert list(service.start_send(third.id, "hi", owner="anon:three",
+                                 address="198.51.100.5").events())[-1].done
         assert len(fake_backend.requests) == 3
     finally:
         client.close()

@@ -14,16 +14,11 @@ from starlette.testclient import TestClient
 
 from chatui.api.auth import bearer_check, token_owners
 from chatui.api.errors import Unauthorized
-from chatui.config import Config, parse_config
+from chatui.config import Config, parse_config, read_api_tokens
 from chatui.errors import ConfigError
-from chatui.users import (
-    TrustedProxies,
-    VisitorIds,
-    address_key,
-    identity_mode,
-    load_secret,
-    read_api_tokens,
-)
+from chatui.network import TrustedProxies, address_key
+from chatui.runtime import identity_of
+from chatui.users import VisitorIds, load_secret
 from chatui.visitors import COOKIE, ClientAddresses, VisitorCookies, visitor_owner
 
 SECRET = b"0123456789abcdef0123456789abcdef"
@@ -39,7 +34,7 @@ SECRET = b"0123456789abcdef0123456789abcdef"
     (Config(auth=(("alice", "pw"),), share=True, anonymous_users=True), "login"),
 ])
 def test_identity_modes(config: Config, mode: str) -> None:
-    assert identity_mode(config) == mode
+    assert identity_of(config) == mode
 
 
 def test_a_visitor_id_is_trusted_only_with_its_signature() -> None:
@@ -72,10 +67,10 @@ def test_api_tokens_file(tmp_path: Path) -> None:
     tokens.write_text("# who:token\nalice: tok-a \n\nbob:tok-b:with-colon\n")
     assert read_api_tokens(tokens) == (("alice", "tok-a"), ("bob", "tok-b:with-colon"))
     tokens.write_text("alice:tok\nbob:tok\n")
-    with pytest.raises(SystemExit, match="same token"):
+    with pytest.raises(ConfigError, match="same token"):
         read_api_tokens(tokens)
     tokens.write_text("alice tok\n")
-    with pytest.raises(SystemExit, match="line 1: expected USER:TOKEN"):
+    with pytest.raises(ConfigError, match="line 1: expected USER:TOKEN"):
         read_api_tokens(tokens)
 
 

@@ -26,7 +26,8 @@ from fastapi import Request
 
 from chatui.api.errors import Unauthorized
 from chatui.config import Config
-from chatui.users import LOCAL_OWNER, is_loopback
+from chatui.network import is_loopback
+from chatui.users import LOCAL_OWNER
 
 __all__ = ["bearer_check", "is_loopback", "request_owner", "required_token", "token_owners"]
 

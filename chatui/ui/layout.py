@@ -4,8 +4,8 @@
     main      title (edit to rename) · Delete (asks first)
               the model's status line (name, server health; refreshed by a timer)
               the chat · notice line · message box · Send / Stop
-              Settings (closed): model, system prompt, sampling, seed, use documents
-              Documents (closed): upload, list, delete, search (``documents``)
+              Settings (closed): one field per ``chatui.settings.FIELDS`` row, in its order
+              Documents (closed): upload, list, delete, search (``documents.layout``)
               the hidden footer bridge (``bridge``)
 """
 
@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import gradio as gr
 
+from chatui.codec import settings_to_dict
 from chatui.config import Config
 from chatui.sanitize import CHAT_LATEX_DELIMITERS
+from chatui.settings import FIELDS, SettingField
 from chatui.ui.bridge import bridge_script
-from chatui.ui.documents import DocumentsPanel, build_documents_panel
+from chatui.ui.documents.layout import DocumentsPanel, build_documents_panel
 from chatui.ui.screen import FORM_FIELDS, View
 from chatui.ui.status import STATUS_SECONDS
 
@@ -106,39 +109,44 @@ def build_page(config: Config) -> Page:
     )
 
 
+NUMBERS_PER_ROW = 3
+ELEMENT_IDS = {"rag_enabled": "chatui-rag"}  # what the page's tests and scripts look for
+
+
 def _settings_panel(config: Config) -> tuple[SettingsField, ...]:
-    defaults = config.defaults
-    default = "server default"
+    """One component per row of ``chatui.settings.FIELDS``, in its order; numbers side by side."""
+    values = {**settings_to_dict(config.defaults), "model": config.defaults.model or config.model}
+    components: dict[str, SettingsField] = {}
     with gr.Accordion("Settings (saved with the chat)", open=False):
-        with gr.Row():
-            model = gr.Dropdown(choices=[], value=defaults.model or config.model,
-                                label="Model", allow_custom_value=True, scale=2,
-                                info="Also used by ↻ regenerate")
-            seed = gr.Number(defaults.seed, label="Seed", precision=0, placeholder="random")
-        system_prompt = gr.Textbox(defaults.system_prompt, label="System prompt", lines=2)
-        with gr.Row():
-            temperature = gr.Number(defaults.temperature, label="Temperature", minimum=0,
-                                    maximum=5, step=0.05, placeholder=default)
-            top_p = gr.Number(defaults.top_p, label="Top p", minimum=0, maximum=1, step=0.05,
-                              placeholder=default)
-            max_tokens = gr.Number(defaults.max_tokens, label="Max tokens", precision=0,
-                                   minimum=1, placeholder=default)
-        with gr.Row():
-            top_k = gr.Number(defaults.top_k, label="Top k", precision=0, minimum=0,
-                              placeholder=default)
-            min_p = gr.Number(defaults.min_p, label="Min p", minimum=0, maximum=1, step=0.01,
-                              placeholder=default)
-            repeat_penalty = gr.Number(defaults.repeat_penalty, label="Repeat penalty",
-                                       minimum=0, step=0.05, placeholder=default)
-        rag_enabled = gr.Checkbox(defaults.rag_enabled, label="Use documents",
-                                  info="Answer from this chat's documents and your library, "
-                                  "citing them as [1], [2], …", elem_id="chatui-rag")
-    by_name: dict[str, SettingsField] = {
-        "model": model, "system_prompt": system_prompt, "temperature": temperature,
-        "top_p": top_p, "max_tokens": max_tokens, "top_k": top_k, "min_p": min_p,
-        "repeat_penalty": repeat_penalty, "seed": seed, "rag_enabled": rag_enabled,
+        numbers = [s for s in FIELDS if s.widget == "number"]
+        for setting in FIELDS:
+            if setting.widget != "number":
+                components[setting.name] = _setting_component(setting, values[setting.name])
+            elif setting is numbers[0]:  # all the numbers, in rows, where the first one is
+                for start in range(0, len(numbers), NUMBERS_PER_ROW):
+                    with gr.Row():
+                        for number in numbers[start:start + NUMBERS_PER_ROW]:
+                            components[number.name] = _setting_component(
+                                number, values[number.name])
+    return tuple(components[name] for name in FORM_FIELDS)
+
+
+def _setting_component(setting: SettingField, value: Any) -> SettingsField:
+    span = f" ({setting.range_text})" if setting.range_text else ""
+    common: dict[str, Any] = {
+        "label": setting.label, "info": setting.help + span,
+        "elem_id": ELEMENT_IDS.get(setting.name),
     }
-    return tuple(by_name[name] for name in FORM_FIELDS)
+    if setting.widget == "model":
+        return gr.Dropdown(choices=[], value=value, allow_custom_value=True, **common)
+    if setting.widget == "toggle":
+        return gr.Checkbox(value, **common)
+    if setting.widget == "text":
+        return gr.Textbox(value, lines=2, max_length=setting.max_length, **common)
+    return gr.Number(
+        value, minimum=setting.minimum, maximum=setting.maximum, step=setting.step or 1,
+        precision=0 if setting.kind is int else None, placeholder=setting.unset, **common,
+    )
 
 
 def _browser_secret(config: Config) -> str:

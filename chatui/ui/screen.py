@@ -17,17 +17,15 @@ from chatui.errors import (
     BackendTimeout,
     BackendUnavailable,
     ChatError,
+    InvalidRequest,
 )
 from chatui.service import ChatService
+from chatui.settings import FIELDS, settings_from_values
 from chatui.tree import Conversation, Settings
 from chatui.ui.render import ChatRow, render_conversation
 
-# The settings panel, in the order of its inputs.
-FORM_FIELDS = (
-    "model", "system_prompt", "temperature", "top_p", "max_tokens",
-    "top_k", "min_p", "repeat_penalty", "seed", "rag_enabled",
-)
-_INT_FIELDS = {"max_tokens", "top_k", "seed"}
+# The settings panel, in the order of its inputs: the settings table's order.
+FORM_FIELDS = tuple(setting.name for setting in FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,20 +63,15 @@ def settings_to_form(settings: Settings) -> tuple[Any, ...]:
 
 
 def settings_from_form(values: Sequence[Any], base: Settings) -> Settings:
-    """``base`` with the form's values; an empty field means the server's default."""
-    changes: dict[str, Any] = {}
-    for name, value in zip(FORM_FIELDS, values, strict=True):
-        if name == "system_prompt":
-            changes[name] = value or ""
-        elif name == "rag_enabled":
-            changes[name] = bool(value)
-        elif value in (None, ""):
-            changes[name] = None
-        elif name == "model":
-            changes[name] = str(value)
-        else:
-            changes[name] = int(value) if name in _INT_FIELDS else float(value)
-    return replace(base, **changes)
+    """``base`` with the form's values; an empty field means the server's default.
+
+    The values come from the browser, so each is checked against the settings
+    table (``InvalidRequest`` names the setting and its range); a form of the
+    wrong length is refused the same way.
+    """
+    if len(values) != len(FORM_FIELDS):
+        raise InvalidRequest("The settings form is out of date: reload the page.")
+    return settings_from_values(dict(zip(FORM_FIELDS, values, strict=True)), base)
 
 
 # ----- screens -------------------------------------------------------------------
