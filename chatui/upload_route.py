@@ -11,7 +11,9 @@ only; anyone else gets Gradio's answer for a file that does not exist. Every
 request through the web UI also gives ``DocumentUploads`` a chance to delete
 uploads that no event claimed (``sweep_due``): cancelled events leave them.
 
-The REST API (/api/...) has no uploads and is passed through untouched.
+The REST API (/api/...) is passed through untouched: its own upload route
+(``api.documents``) writes the parts it receives into the upload folder and
+records them for the token's owner itself (``DocumentUploads.write``).
 """
 
 from __future__ import annotations

@@ -35,6 +35,11 @@ The name a browser sends is only a label: ``rag_index.safe_filename`` keeps its
 last path part without NULs or control characters, and nothing is ever written
 under it.
 
+The REST API has no Gradio upload route: its multipart route hands each
+received part to ``write``, which copies it into a fresh random folder inside
+the upload folder (under a fixed name, never the client's) and records the
+receipt for the caller, so it too becomes a document only through ``add_many``.
+
 Per-user limits (``limits.Limits``): the documents one user keeps. The size of
 one file is the library's ``max_file_bytes`` (``--max-upload-mb``); a file over
 it is refused alone, by name. One user's uploads are checked and indexed one
@@ -47,6 +52,8 @@ more are refused (``LimitExceeded``) until theirs are done.
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import stat
 import tempfile
 import threading
@@ -55,6 +62,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from chatui.errors import LimitExceeded
 from chatui.limits import Limits
@@ -71,6 +79,9 @@ SWEEP_EVERY = 60.0
 """Seconds between two sweeps started by ``sweep_due``."""
 MAX_WAITING = 3
 """Calls of one owner that may wait behind their running one (each holds a server thread)."""
+UPLOAD_HARD_CAP = 4
+"""The upload routes (Gradio's, the REST API's) refuse a whole request for one file over this
+many times the library's file limit; a file between the two is refused alone, by name."""
 
 
 class NotUploaded(DocumentError):
@@ -127,6 +138,24 @@ class DocumentUploads:
                 if real is not None:
                     self._receipts.setdefault(real, []).append(_Receipt(owner, now))
         self.sweep()
+
+    def write(self, owner: str, source: BinaryIO) -> Path:
+        """Copy an upload the REST API received into the upload folder, received for ``owner``.
+
+        Each goes to its own random folder under a fixed name; the client's
+        file name stays a label (passed to ``add_many``).
+        """
+        folder = self.upload_folder / secrets.token_hex(16)
+        folder.mkdir(mode=0o700, parents=True)
+        target = folder / "upload"
+        try:
+            with open(target, "xb") as out:
+                shutil.copyfileobj(source, out)
+        except BaseException:
+            self._delete(str(target))
+            raise
+        self.receive(owner, [target])
+        return target
 
     def may_read(self, path: str | Path, owner: str) -> bool:
         """False for an upload waiting for someone else's event: not theirs to download."""

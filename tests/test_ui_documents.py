@@ -17,10 +17,11 @@ import pytest
 from rag_fixtures import BAD_FILES, minimal_pdf
 
 from chatui.client import BackendClient
+from chatui.documents import DocumentService
 from chatui.limits import Limits, UserLimits
 from chatui.retrieval import LibraryRetriever
 from chatui.service import ChatService
-from chatui.store import ConversationStore
+from chatui.filestore import FileStore
 from chatui.tree import Settings, active_path
 from chatui.ui import documents, generation, handlers
 from chatui.ui.documents import MY_LIBRARY, THIS_CHAT, UploadStep
@@ -33,7 +34,7 @@ pytest_plugins = ["rag_fixtures"]  # the session-wide `rag_embedder` fixture
 pytestmark = pytest.mark.timeout(120)
 
 OWNER = "alice"
-FORM = ("fake-model", "", None, None, None, None, None, None, None, False)  # FORM_FIELDS order
+FORM = settings_to_form(Settings(model="fake-model"))  # the form's values, in its order
 MAX_BYTES = 8192
 
 ZORBLAT = b"The Zorblat festival is held every year in the town of Quendor on the 14th of March."
@@ -50,7 +51,7 @@ class Desk:
         self.spool.mkdir()
         self.library = Library(tmp_path / "data" / "documents", embedder, max_file_bytes=MAX_BYTES)
         self.backend = BackendClient(backend_url, first_token_timeout=5, stall_timeout=5)
-        self.store = ConversationStore(tmp_path / "data")
+        self.store = FileStore(tmp_path / "data")
         limits = limits or Limits(UserLimits.none())
         self.service = ChatService(
             self.store, self.backend, default_model="fake-model",
@@ -58,6 +59,7 @@ class Desk:
             limits=limits,
         )
         self.uploads = DocumentUploads(self.library, limits, upload_folder=self.spool)
+        self.documents = DocumentService(self.uploads, self.service)
 
     def file(self, name: str, data: bytes) -> str:
         """A file where Gradio puts an upload: <upload folder>/<hash>/<name>."""
@@ -71,8 +73,8 @@ class Desk:
                progress: list[tuple[float, str]] | None = None) -> list[UploadStep]:
         paths = [self.file(name, data) for name, data in files.items()]
         report = (lambda fraction, line: progress.append((fraction, line))) if progress is not None else None
-        return list(documents.upload(self.service, self.uploads, OWNER, view, paths, scope, FORM,
-                                     report))
+        return list(documents.upload(self.service, self.documents, OWNER, view, paths, scope,
+                                     FORM, report))
 
     def close(self) -> None:
         self.backend.close()
@@ -183,13 +185,13 @@ def test_a_path_that_was_not_uploaded_is_refused_by_name_and_the_others_go_in(
     stray.write_bytes(LLAMAS)
     forged = [str(secret), f"{desk.spool}/x/../../tokens.txt", str(stray)]
     genuine = desk.file("zorblat.txt", ZORBLAT)
-    done = final(list(documents.upload(desk.service, desk.uploads, OWNER, View(),
+    done = final(list(documents.upload(desk.service, desk.documents, OWNER, View(),
                                        [*forged, genuine], MY_LIBRARY, FORM)))
     assert [o.error is None for o in done.outcomes] == [False, False, False, True]
     for name in ("tokens.txt", "stray.md"):
         assert f"✗ {name}: was not uploaded through this page" in done.report
     assert done.shelf is not None and [row[0] for row in done.shelf.rows] == ["zorblat.txt"]
-    rows, _ = documents.search(desk.library, OWNER, View(), "token alice bob", "bm25")
+    rows, _ = documents.search(desk.documents, OWNER, View(), "token alice bob", "bm25")
     assert "tokens.txt" not in {row[2] for row in rows}
     assert secret.exists() and files_in(desk.spool) == []
 
@@ -208,7 +210,7 @@ def test_attachments_belong_to_their_chat_and_the_library_to_all_chats(desk: Des
     in_first = View(conversation_id=first.id)
     library_upload = desk.upload(in_first, {"llamas.md": LLAMAS}, MY_LIBRARY)
     assert all(step.screen is None for step in library_upload)  # the chat is left as it is
-    assert not desk.service.conversation(first.id).settings.rag_enabled
+    assert not desk.service.conversation(first.id, OWNER).settings.rag_enabled
     assert "Turn on *Use documents*" in final(library_upload).report
     attached = final(desk.upload(in_first, {"zorblat.txt": ZORBLAT}, THIS_CHAT))
     assert attached.shelf is not None
@@ -216,15 +218,15 @@ def test_attachments_belong_to_their_chat_and_the_library_to_all_chats(desk: Des
         ("llamas.md", "my library"), ("zorblat.txt", "this chat")]
 
     in_second = View(conversation_id=second.id)
-    assert [r[0] for r in documents.shelf(desk.library, OWNER, in_second).rows] == ["llamas.md"]
-    assert [r[0] for r in documents.shelf(desk.library, OWNER, View()).rows] == ["llamas.md"]
+    assert [r[0] for r in documents.shelf(desk.documents, OWNER, in_second).rows] == ["llamas.md"]
+    assert [r[0] for r in documents.shelf(desk.documents, OWNER, View()).rows] == ["llamas.md"]
     for mode in documents.SEARCH_MODES:
-        rows, _ = documents.search(desk.library, OWNER, in_second, "Zorblat festival", mode)
+        rows, _ = documents.search(desk.documents, OWNER, in_second, "Zorblat festival", mode)
         assert "zorblat.txt" not in {row[2] for row in rows}
-    rows, _ = documents.search(desk.library, OWNER, in_first, "Zorblat festival Quendor", "bm25")
+    rows, _ = documents.search(desk.documents, OWNER, in_first, "Zorblat festival Quendor", "bm25")
     assert rows[0][2] == "zorblat.txt"
     # Someone else sees none of it.
-    assert documents.shelf(desk.library, "bob", in_first).rows == ()
+    assert documents.shelf(desk.documents, "bob", in_first).rows == ()
 
 
 # ----- list, delete -----------------------------------------------------------------------------
@@ -234,17 +236,41 @@ def test_delete_a_document_from_the_list(desk: Desk) -> None:
     steps = desk.upload(View(), {"zorblat.txt": ZORBLAT, "llamas.md": LLAMAS})
     assert steps[0].screen is not None
     view = steps[0].screen.view
-    listed = documents.shelf(desk.library, OWNER, view)
+    listed = documents.shelf(desk.documents, OWNER, view)
     label, document_id = listed.choices[0]
     assert label == "zorblat.txt (this chat)"
-    after, said = documents.delete_document(desk.library, OWNER, view, document_id)
+    after, said = documents.delete_document(desk.documents, OWNER, view, document_id)
     assert said == "Deleted zorblat.txt."
     assert [row[0] for row in after.rows] == ["llamas.md"]
-    _, said = documents.delete_document(desk.library, OWNER, view, document_id)
+    _, said = documents.delete_document(desk.documents, OWNER, view, document_id)
     assert "There is no document" in said
-    _, said = documents.delete_document(desk.library, "bob", view, listed.choices[1][1])
+    _, said = documents.delete_document(desk.documents, "bob", View(), listed.choices[1][1])
     assert "There is no document" in said  # not bob's
-    assert documents.delete_document(desk.library, OWNER, view, None)[1].startswith("Pick")
+    _, said = documents.delete_document(desk.documents, "bob", view, listed.choices[1][1])
+    assert said == "There is no such conversation."  # nor is the chat
+    assert [row[0] for row in documents.shelf(desk.documents, OWNER, view).rows] == ["llamas.md"]
+    assert documents.delete_document(desk.documents, OWNER, view, None)[1].startswith("Pick")
+
+
+def test_a_document_of_another_chat_cannot_be_deleted_from_this_one(desk: Desk) -> None:
+    first, second = desk.service.create(OWNER), desk.service.create(OWNER)
+    in_first, in_second = View(conversation_id=first.id), View(conversation_id=second.id)
+    desk.upload(in_first, {"zorblat.txt": ZORBLAT}, THIS_CHAT)
+    desk.upload(in_second, {"llamas.md": LLAMAS}, MY_LIBRARY)
+    [(_, first_doc)] = [c for c in documents.shelf(desk.documents, OWNER, in_first).choices
+                        if c[0].startswith("zorblat")]
+    # The page open on the second chat is sent the first chat's document id (issue 12).
+    after, said = documents.delete_document(desk.documents, OWNER, in_second, first_doc)
+    assert said.startswith("There is no document") and "this chat or your library" in said
+    assert [row[0] for row in after.rows] == ["llamas.md"]
+    # Nor from the library alone (no chat open); from its own chat it goes.
+    _, said = documents.delete_document(desk.documents, OWNER, View(), first_doc)
+    assert said.startswith("There is no document")
+    assert sorted(d.name for d in desk.library.documents(OWNER, first.id)) == [
+        "llamas.md", "zorblat.txt"]
+    _, said = documents.delete_document(desk.documents, OWNER, in_first, first_doc)
+    assert said == "Deleted zorblat.txt."
+    assert [d.name for d in desk.library.documents(OWNER, first.id)] == ["llamas.md"]
 
 
 def test_deleting_a_chat_deletes_its_attachments_not_the_library(desk: Desk) -> None:
@@ -265,7 +291,7 @@ def test_deleting_a_chat_deletes_its_attachments_not_the_library(desk: Desk) -> 
 def test_search_shows_the_best_passages_with_scores_file_and_page(desk: Desk, mode: str) -> None:
     pdf = minimal_pdf(["Page one is about llamas and their wool.", ROCKETS.decode()])
     desk.upload(View(), {"zorblat.txt": ZORBLAT, "manual.pdf": pdf}, MY_LIBRARY)
-    rows, said = documents.search(desk.library, OWNER, View(), "rockets burn kerosene", mode)
+    rows, said = documents.search(desk.documents, OWNER, View(), "rockets burn kerosene", mode)
     assert said == ""
     number, score, file, page, passage = rows[0]
     assert (number, file, page) == (1, "manual.pdf", "2")
@@ -275,9 +301,9 @@ def test_search_shows_the_best_passages_with_scores_file_and_page(desk: Desk, mo
 
 
 def test_search_with_nothing_to_find_says_so(desk: Desk) -> None:
-    assert documents.search(desk.library, OWNER, View(), "  ", "hybrid") == (
+    assert documents.search(desk.documents, OWNER, View(), "  ", "hybrid") == (
         (), "Type something to search for.")
-    assert documents.search(desk.library, OWNER, View(), "anything", "hybrid") == (
+    assert documents.search(desk.documents, OWNER, View(), "anything", "hybrid") == (
         (), "Nothing found in the documents this chat can use.")
 
 
@@ -292,7 +318,7 @@ def test_use_documents_is_saved_with_the_chat(desk: Desk) -> None:
     assert reopened.settings is not None and reopened.settings.rag_enabled
     assert settings_to_form(reopened.settings)[-1] is True
     handlers.save_settings(desk.service, OWNER, view, FORM)
-    assert not desk.service.conversation(chat.id).settings.rag_enabled
+    assert not desk.service.conversation(chat.id, OWNER).settings.rag_enabled
 
 
 def test_an_upload_to_the_open_chat_turns_documents_on_and_shows_it(desk: Desk) -> None:
@@ -302,7 +328,7 @@ def test_an_upload_to_the_open_chat_turns_documents_on_and_shows_it(desk: Desk) 
     assert first is not None and first.settings is not None
     assert first.settings.rag_enabled and first.settings.system_prompt == "Be kind."
     assert first.view.conversation_id == chat.id
-    assert desk.service.conversation(chat.id).settings.rag_enabled
+    assert desk.service.conversation(chat.id, OWNER).settings.rag_enabled
 
 
 def test_the_answer_cites_the_uploaded_document(desk: Desk, fake_backend: FakeBackend) -> None:
@@ -315,7 +341,7 @@ def test_the_answer_cites_the_uploaded_document(desk: Desk, fake_backend: FakeBa
     system = fake_backend.requests[-1]["messages"][0]
     assert system["role"] == "system"
     assert "[1] (zorblat.txt)\n" + ZORBLAT.decode() in system["content"]
-    answer = active_path(desk.service.conversation(view.conversation_id or ""))[-1]
+    answer = active_path(desk.service.conversation(view.conversation_id or "", OWNER))[-1]
     assert [s.number for s in answer.sources] == list(range(1, len(answer.sources) + 1))
     assert answer.sources[0].document == "zorblat.txt"
     assert shown.chat is not None
