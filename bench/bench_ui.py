@@ -48,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from chatui.embedded import free_port  # noqa: E402
+from chatui.settings import FIELDS, Settings  # noqa: E402
 from synthetic import serve_synthetic  # noqa: E402  (bench/ is on the path)
 
 TOKEN = re.compile(r"\bt\d+\b")
@@ -89,9 +90,9 @@ def read_direct(backend: str, tokens: int) -> Run:
 
 
 def form(tokens: int) -> list[Any]:
-    # chatui.ui.screen.FORM_FIELDS: model, system prompt, temperature, top_p,
-    # max_tokens, top_k, min_p, repeat_penalty, seed, rag_enabled
-    return ["synthetic", "", None, None, tokens, None, None, None, None, False]
+    """The Settings form's values, in its order (``chatui.settings.FIELDS``)."""
+    settings = Settings(model="synthetic", max_tokens=tokens)
+    return [getattr(settings, setting.name) for setting in FIELDS]
 
 
 def shown_tokens(outputs: Sequence[Any]) -> int | None:
@@ -295,10 +296,10 @@ def history_conversation(messages: int) -> Any:
 
 def store_history(data_dir: Path, messages: int) -> str:
     """Store ``history_conversation(messages)`` before the app starts; its id."""
-    from chatui.store import ConversationStore
+    from chatui.filestore import FileStore
 
     conversation = history_conversation(messages)
-    with ConversationStore(data_dir) as store:
+    with FileStore(data_dir) as store:
         store.save(conversation)
     return conversation.id
 

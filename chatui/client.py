@@ -13,10 +13,11 @@ context manager. The request goes out on the first ``next()``. Invariants:
   server sees the disconnect; the iterating thread then ends quietly
   (``StopIteration``). A close during the wait for the response headers takes
   effect when they arrive (httpx offers no socket to shut down before that).
-- Nothing hangs: a watchdog thread per stream ends it with ``BackendTimeout``
-  when no answer has started within ``first_token_timeout`` (keep-alive
-  comments and the model name do not count), or when, once it has started, no
-  event comes for ``stall_timeout``. Waiting for the headers is bounded by the
+- Nothing hangs: a watchdog ends a stream with ``BackendTimeout`` when no
+  answer has started within ``first_token_timeout`` (keep-alive comments and
+  the model name do not count), or when, once it has started, no event comes
+  for ``stall_timeout``. One watchdog thread serves every stream (``_WATCHDOG``):
+  an answer costs the thread that reads it, nothing more. Waiting for the headers is bounded by the
   httpx read timeout, which equals ``first_token_timeout`` (and so also caps any
   single silent read).
 - Every failure is a ``chatui.errors.BackendError`` with a readable message;
@@ -164,7 +165,6 @@ class ChatStream:
         self._answering = False
         self._deadline = 0.0
         self._watching = True
-        self._watchdog_wake = threading.Event()  # deadline moved earlier, or finished
         self._events = self._generate()
 
     def __iter__(self) -> ChatStream:
@@ -212,7 +212,7 @@ class ChatStream:
 
     def _generate(self) -> Iterator[StreamEvent]:
         self._deadline = self._clock() + self._first_token_timeout
-        threading.Thread(target=self._watch, name="chatui-stream-watchdog", daemon=True).start()
+        _WATCHDOG.watch(self)
         try:
             response = self._http.send(self._request, stream=True)
         except (httpx.HTTPError, httpx.StreamError) as exc:
@@ -231,7 +231,7 @@ class ChatStream:
             elif isinstance(event, _ANSWER_EVENTS):
                 self._answering = True
                 self._deadline = self._clock() + self._stall_timeout
-                self._watchdog_wake.set()  # the stall limit may be shorter than the first
+                _WATCHDOG.recheck()  # the stall limit may be shorter than the first
             if isinstance(event, Done):
                 self._drain(lines)
             yield event
@@ -243,7 +243,7 @@ class ChatStream:
         answer; a server that keeps the body open gets ``DRAIN_SECONDS``.
         """
         self._deadline = min(self._deadline, self._clock() + DRAIN_SECONDS)
-        self._watchdog_wake.set()
+        _WATCHDOG.recheck()
         try:
             for _ in itertools.islice(lines, DRAIN_LINES):
                 pass
@@ -253,7 +253,7 @@ class ChatStream:
             self._watching = False  # the answer is complete: no more timeouts
             if isinstance(self._interruption, BackendTimeout):
                 self._interruption = None
-        self._watchdog_wake.set()
+        _WATCHDOG.recheck()
 
     def _lines(self, response: httpx.Response) -> Iterator[str]:
         try:
@@ -282,14 +282,14 @@ class ChatStream:
             f"{self._first_token_timeout:g} s."
         )
 
-    def _watch(self) -> None:
-        while self._watching and not self._finished:
-            remaining = self._deadline - self._clock()
-            if remaining <= 0:
-                self._interrupt(self._timeout_error())
-                return
-            self._watchdog_wake.wait(remaining)
-            self._watchdog_wake.clear()
+    def _remaining(self) -> float | None:
+        """Seconds until this stream times out; None once it needs no watching."""
+        if not self._watching or self._finished:
+            return None
+        return self._deadline - self._clock()
+
+    def _time_out(self) -> None:
+        self._interrupt(self._timeout_error())
 
     def _interrupt(self, reason: BaseException) -> None:
         """Record why the stream ends and wake a blocked reader (it sees the reason)."""
@@ -308,12 +308,62 @@ class ChatStream:
                 return
             self._finished = True
             response = self._response
-        self._watchdog_wake.set()
+        _WATCHDOG.recheck()  # drops this stream now, not at its deadline
         if response is not None:
             try:
                 response.close()
             except (httpx.HTTPError, httpx.StreamError, OSError):
                 pass  # the connection is being torn down anyway
+
+
+class _Watchdog:
+    """One thread that times out every stream (instead of a thread per stream).
+
+    It sleeps until the earliest deadline of the streams it watches, then
+    looks at each stream's deadline as it stands (a token moves it later, and
+    nobody needs to say so); ``recheck`` wakes it when one moved earlier.
+    Streams that finished or no longer need watching are dropped.
+    """
+
+    def __init__(self) -> None:
+        self._streams: set[ChatStream] = set()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, stream: ChatStream) -> None:
+        with self._changed:
+            self._streams.add(stream)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="chatui-stream-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def recheck(self) -> None:
+        with self._changed:
+            self._changed.notify()
+
+    def _run(self) -> None:
+        while True:
+            expired: list[ChatStream] = []
+            with self._changed:
+                wake_in: float | None = None
+                for stream in list(self._streams):
+                    remaining = stream._remaining()
+                    if remaining is None:
+                        self._streams.discard(stream)
+                    elif remaining <= 0:
+                        self._streams.discard(stream)
+                        expired.append(stream)
+                    else:
+                        wake_in = remaining if wake_in is None else min(wake_in, remaining)
+                if not expired:
+                    self._changed.wait(wake_in)
+            for stream in expired:
+                stream._time_out()
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _shutdown_socket(response: httpx.Response) -> None:

@@ -10,7 +10,10 @@ Tests open a runtime the same way.
 The store opens first (a data folder held by another chatui stops here, before
 the model server starts), and the document library opens without its model:
 ``runtime.library.start_loading()`` (``chatui.cli`` calls it once the page
-answers) or the first document call loads torch and MiniLM.
+answers) or the first document call loads torch and MiniLM. The web UI and
+the REST API reach the documents only through ``runtime.documents`` (one
+``DocumentService``, over one ``DocumentUploads`` that Gradio's upload route
+feeds too).
 """
 
 from __future__ import annotations
@@ -28,14 +31,16 @@ from rag_index import Embedder, Library
 from chatui.cache import CachedStore
 from chatui.client import BackendClient
 from chatui.config import Config
+from chatui.documents import DocumentService
 from chatui.embedded import EmbeddedServer
 from chatui.errors import BackendError
-from chatui.limits import limits_for
+from chatui.filestore import FileStore
+from chatui.limits import Limits, UserLimits
 from chatui.retrieval import LibraryRetriever
 from chatui.service import ChatService
-from chatui.store import ConversationStore
 from chatui.supervisor import BackendWatch, EmbeddedSupervisor, ExternalWatch
-from chatui.users import is_shared
+from chatui.uploads import DocumentUploads
+from chatui.users import IdentityMode, identity_mode, is_shared
 
 log = logging.getLogger("chatui")
 
@@ -47,6 +52,7 @@ class Runtime:
     service: ChatService
     library: Library
     embedded: EmbeddedServer | None
+    documents: DocumentService  # the UI's and the REST API's one way to the library
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -66,6 +72,23 @@ def pick_default_model(config: Config, backend: BackendClient) -> str | None:
     return models[0] if models else None
 
 
+def identity_of(config: Config) -> IdentityMode:
+    """How visitors get an owner (``users.identity_mode``), from the flags."""
+    return identity_mode(logins=bool(config.auth), host=config.host, share=config.share,
+                         anonymous_users=config.anonymous_users)
+
+
+def limits_for(config: Config) -> Limits:
+    """The configured per-user limits when the app is shared; none for the single local user."""
+    if not is_shared(identity_of(config)):
+        return Limits(UserLimits.none())
+    return Limits(UserLimits(
+        concurrent_answers=config.user_concurrency,
+        answers_per_minute=config.user_requests_per_minute,
+        max_documents=config.user_max_documents,
+    ))
+
+
 def exit_on_sigterm() -> None:
     """Turn SIGTERM into SystemExit so ``open_runtime``'s cleanup runs (main thread only)."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -75,7 +98,7 @@ def exit_on_sigterm() -> None:
 def open_runtime(config: Config) -> Iterator[Runtime]:
     with ExitStack() as cleanup:
         # The store first: a second chatui on this data folder stops here, before anything starts.
-        store = CachedStore(cleanup.enter_context(ConversationStore(config.data_dir)))
+        store = CachedStore(cleanup.enter_context(FileStore(config.data_dir)))
         for problem in store.problems:
             log.warning(problem)
         embedded: EmbeddedServer | None = None
@@ -103,11 +126,12 @@ def open_runtime(config: Config) -> Iterator[Runtime]:
             max_file_bytes=int(config.max_upload_mb * 1024 * 1024),
             max_text_chars=config.max_document_chars,
             max_chunks_per_file=config.max_document_chunks,
-            max_chunks_per_owner=config.user_max_chunks if is_shared(config) else 0,
+            max_chunks_per_owner=config.user_max_chunks if is_shared(identity_of(config)) else 0,
         )
         service = ChatService(
             store, backend, default_model=pick_default_model(config, backend),
             defaults=config.defaults, context_tokens=config.context,
             retriever=LibraryRetriever(library), limits=limits_for(config), watch=watch,
         )
-        yield Runtime(config, backend, service, library, embedded)
+        documents = DocumentService(DocumentUploads(library, service.limits), service)
+        yield Runtime(config, backend, service, library, embedded, documents)

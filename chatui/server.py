@@ -44,7 +44,7 @@ from chatui.csp import ImagePolicy
 from chatui.runtime import Runtime
 from chatui.ui import build_ui
 from chatui.upload_route import UploadReceipts, gradio_owner
-from chatui.uploads import DocumentUploads
+from chatui.uploads import UPLOAD_HARD_CAP
 from chatui.visitors import (
     ClientAddresses,
     VisitorCookies,
@@ -54,9 +54,6 @@ from chatui.visitors import (
 )
 
 log = logging.getLogger("chatui")
-
-UPLOAD_HARD_CAP = 4
-"""Gradio's upload route takes files up to this many times ``--max-upload-mb``."""
 
 
 def build_app(runtime: Runtime) -> FastAPI:
@@ -69,8 +66,8 @@ def build_app(runtime: Runtime) -> FastAPI:
         docs_url="/docs",
     )
     app.include_router(build_api(runtime), prefix="/api/v1")
-    uploads = DocumentUploads(runtime.library, runtime.service.limits)
-    blocks = build_ui(runtime, uploads)
+    uploads = runtime.documents.uploads  # the UI's and the REST API's uploads alike
+    blocks = build_ui(runtime)
     blocks.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
     visitors = anonymous_visitors(config)  # None unless each browser is its own user
     app = gr.mount_gradio_app(

@@ -3,21 +3,25 @@
 Each line is sent as a message and the answer streams to stdout. Commands:
 ``/new`` starts a new conversation, ``/regen`` regenerates the last answer,
 ``/quit`` (or end of input) leaves. Errors are printed, never a traceback.
+Ctrl-C while an answer streams stops it (the partial answer is kept, marked
+stopped). A thin reader of ``ChatService``'s ``Answer``; the user is "local".
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from typing import TextIO
 
 from chatui import tree
+from chatui.answer import Answer
 from chatui.errors import ChatError
-from chatui.service import ChatService, Progress
+from chatui.service import ChatService
+
+OWNER = "local"
 
 
-def _print_stream(progress: Iterator[Progress], out: TextIO) -> None:
-    for step in progress:
+def _print_stream(answer: Answer, out: TextIO) -> None:
+    for step in answer.events():
         if step.content_delta:
             out.write(step.content_delta)
             out.flush()
@@ -31,7 +35,7 @@ def _print_stream(progress: Iterator[Progress], out: TextIO) -> None:
 def run_terminal_chat(
     service: ChatService, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout
 ) -> int:
-    conversation = service.create(owner="local")
+    conversation = service.create(OWNER)
     out.write(f"Chatting with {service.default_model or 'the server'}. /new, /regen, /quit.\n")
     for line in stdin:
         text = line.strip()
@@ -41,21 +45,21 @@ def run_terminal_chat(
             break
         try:
             if text == "/new":
-                conversation = service.create(owner="local")
+                conversation = service.create(OWNER)
                 out.write("New conversation.\n")
                 continue
             if text == "/regen":
-                current = service.conversation(conversation.id)
+                current = service.conversation(conversation.id, OWNER)
                 last = tree.active_path(current)[-1:] if current.current_leaf_id else []
                 if not last or last[0].role != "assistant":
                     out.write("There is no answer to regenerate.\n")
                     continue
-                _print_stream(service.regenerate(conversation.id, last[0].id), out)
+                _print_stream(service.start_regenerate(conversation.id, last[0].id,
+                                                       owner=OWNER), out)
                 continue
-            _print_stream(service.send(conversation.id, text), out)
+            _print_stream(service.start_send(conversation.id, text, owner=OWNER), out)
         except ChatError as error:
             out.write(f"\nError: {error}\n")
-        except KeyboardInterrupt:
-            service.stop(conversation.id)
+        except KeyboardInterrupt:  # leaving events() stopped the answer
             out.write("\n[stopped]\n")
     return 0

@@ -35,6 +35,11 @@ DEFAULT_MODEL = "fake-model"
 DEFAULT_ANSWER = "Hello from the fake backend."
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the default 5 resets connections when twenty arrive at once
+
+
 @dataclass(frozen=True, slots=True)
 class Script:
     """What the server sends for one request."""
@@ -133,8 +138,7 @@ class FakeBackend:
         self.disconnects = 0
         self._scripts: collections.deque[Script] = collections.deque()
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         threading.Thread(target=self._server.serve_forever, args=(0.02,),
                          name="fake-backend", daemon=True).start()
 

@@ -191,7 +191,7 @@ def test_a_chat_made_over_the_api_is_visible_to_the_service_and_back(api: Api) -
     assert stored.current_leaf_id == answer["id"]
 
     made = api.service.create(owner="local", title="From the UI")
-    list(api.service.send(made.id, "hi there", owner="local"))
+    list(api.service.start_send(made.id, "hi there", owner="local").events())
     listed = {c["id"]: c for c in api.http.get("/chats").json()}
     assert listed[made.id]["message_count"] == 2
     messages = read_history(api, made.id)["messages"]

@@ -47,7 +47,7 @@ def test_twenty_concurrent_streams_all_complete_and_are_stored(
         try:  # one at a time, the second would never reach the model server
             wait_until(lambda: len(fake_backend.requests) == STREAMS,
                        message="not every stream reached the model server at once")
-            assert all(api.service.is_generating(chat_id) for chat_id in chat_ids)
+            assert all(api.service.is_generating(chat_id, "local") for chat_id in chat_ids)
         finally:
             held.release()
         client.join()
@@ -63,10 +63,10 @@ def test_twenty_concurrent_streams_all_complete_and_are_stored(
             streamed = "".join(data["content"] for kind, data in events  # type: ignore[index]
                                if kind == "delta")
             assert streamed == answer
-            stored = api.service.conversation(chat_ids[number])
+            stored = api.service.conversation(chat_ids[number], "local")
             messages = sorted(stored.messages.values(), key=lambda m: m.created_at)
             assert [m.role for m in messages] == ["user", "assistant"]
             assert messages[0].content == f"Question {number}"
             assert messages[1].id == final["id"] == stored.current_leaf_id
             assert messages[1].content == answer
-        assert not any(api.service.is_generating(chat_id) for chat_id in chat_ids)
+        assert not any(api.service.is_generating(chat_id, "local") for chat_id in chat_ids)

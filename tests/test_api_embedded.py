@@ -87,7 +87,7 @@ def test_closing_a_real_stream_stores_the_partial_answer(api: Api) -> None:
         for line in lines:
             if line == "event: delta":
                 break
-    wait_until(lambda: not api.service.is_generating(chat_id))
+    wait_until(lambda: not api.service.is_generating(chat_id, "local"))
     answer = api.http.get(f"/chats/{chat_id}/history").json()["messages"][-1]
     assert answer["role"] == "assistant"
     assert answer["status"] == "stopped"

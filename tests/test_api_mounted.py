@@ -47,6 +47,6 @@ def test_disconnect_stops_the_generation_through_the_mounted_app(
             if line == "event: delta":
                 break
     wait_until(lambda: fake_backend.disconnects == 1)
-    wait_until(lambda: not api.service.is_generating(chat_id))
-    answer = list(api.service.conversation(chat_id).messages.values())[-1]
+    wait_until(lambda: not api.service.is_generating(chat_id, "local"))
+    answer = list(api.service.conversation(chat_id, "local").messages.values())[-1]
     assert answer.status == "stopped"

@@ -34,7 +34,7 @@ def api(fake_backend: FakeBackend, tmp_path: Path) -> Iterator[Api]:
 
 
 def stored_messages(api: Api, chat_id: str) -> list[Message]:
-    return list(api.service.conversation(chat_id).messages.values())
+    return list(api.service.conversation(chat_id, "local").messages.values())
 
 
 def replay(events: list[tuple[str, Any]]) -> tuple[str, str]:
@@ -78,7 +78,7 @@ def test_stream_sends_reasoning_deltas_then_the_stored_message(
     final = events[-1][1]
     assert replay(events) == (final["content"], final["reasoning"]) == ("Four.", "Hmm, easy.")
     assert final["status"] == "complete"
-    stored = api.service.conversation(chat_id).message(final["id"])
+    stored = api.service.conversation(chat_id, "local").message(final["id"])
     assert (stored.content, stored.reasoning, stored.status) == ("Four.", "Hmm, easy.", "complete")
 
 
@@ -159,7 +159,7 @@ def test_disconnect_stops_the_generation_and_keeps_the_partial_answer(
     with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Count"}) as response:
         read_until_first_delta(response)
     wait_until(lambda: fake_backend.disconnects == 1)
-    wait_until(lambda: not api.service.is_generating(chat_id))
+    wait_until(lambda: not api.service.is_generating(chat_id, "local"))
     answer = stored_messages(api, chat_id)[-1]
     assert answer.role == "assistant"
     assert answer.status == "stopped"
@@ -177,7 +177,7 @@ def test_disconnect_before_the_first_token_leaves_no_answer(
         assert response.status_code == 200
         wait_until(lambda: len(fake_backend.requests) == 1)  # the model is thinking
     wait_until(lambda: fake_backend.disconnects == 1)
-    wait_until(lambda: not api.service.is_generating(chat_id))
+    wait_until(lambda: not api.service.is_generating(chat_id, "local"))
     assert [m.role for m in stored_messages(api, chat_id)] == ["user"]
 
 
@@ -189,7 +189,7 @@ def test_disconnect_at_once_still_stops_the_generation(api: Api, fake_backend: F
         with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Hi"}):
             pass
         wait_until(partial(lambda c: len(stored_messages(api, c)) == 1, chat_id))
-        wait_until(partial(lambda c: not api.service.is_generating(c), chat_id))
+        wait_until(partial(lambda c: not api.service.is_generating(c, "local"), chat_id))
         wait_until(lambda: fake_backend.disconnects == len(fake_backend.requests))
         assert [m.role for m in stored_messages(api, chat_id)] == ["user"]
 
@@ -202,7 +202,7 @@ def test_disconnect_from_a_plain_message_call_stops_it_too(
     with pytest.raises(httpx.ReadTimeout):  # the client gives up waiting for the whole answer
         api.http.post(f"/chats/{chat_id}/message", json={"content": "Count"}, timeout=0.5)
     wait_until(lambda: fake_backend.disconnects == 1)
-    wait_until(lambda: not api.service.is_generating(chat_id))
+    wait_until(lambda: not api.service.is_generating(chat_id, "local"))
     assert stored_messages(api, chat_id)[-1].status == "stopped"
 
 
@@ -216,7 +216,6 @@ def test_a_second_request_on_a_busy_chat_is_409(api: Api, fake_backend: FakeBack
             ("POST", f"/chats/{chat_id}/message", {"content": "x"}),
             ("POST", f"/chats/{chat_id}/stream", {"content": "x"}),
             ("POST", f"/chats/{chat_id}/branch", {"message_id": "x"}),
-            ("DELETE", f"/chats/{chat_id}", None),
         ]:
             busy = api.http.request(method, path, json=body)
             assert busy.status_code == 409, (path, busy.text)
@@ -228,6 +227,24 @@ def test_a_second_request_on_a_busy_chat_is_409(api: Api, fake_backend: FakeBack
     assert events[-1][0] == "message"
     assert events[-1][1]["status"] == "stopped"
     assert stored_messages(api, chat_id)[-1].status == "stopped"
+
+
+def test_deleting_a_chat_that_is_answering_stops_the_answer_then_deletes(
+    api: Api, fake_backend: FakeBackend
+) -> None:
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER, text=WORDS))
+    chat_id = api.new_chat()["id"]
+    with api.http.stream("POST", f"/chats/{chat_id}/stream", json={"content": "Count"}) as response:
+        lines = read_until_first_delta(response)
+        deleted = api.http.delete(f"/chats/{chat_id}")
+        assert deleted.status_code == 204, deleted.text
+        rest = list(lines)  # the stream ends by itself: stopped
+    events = parse_sse("\n".join(["event: delta", *rest]))
+    assert events[-1][0] == "message" and events[-1][1]["status"] == "stopped"
+    assert fake_backend.disconnects == 1  # the upstream request ended before the delete
+    assert api.http.get(f"/chats/{chat_id}/history").status_code == 404
+    assert chat_id not in [chat["id"] for chat in api.http.get("/chats").json()]
+    assert api.service.store.list() == []  # the stopped answer did not bring it back
 
 
 def test_two_simultaneous_requests_on_one_chat_one_wins(

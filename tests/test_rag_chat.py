@@ -23,15 +23,16 @@ import pytest
 from rag_fixtures import minimal_pdf
 
 from chatui.client import BackendClient
+from chatui.documents import DocumentService
 from chatui.embedded import MODEL_ALIAS, EmbeddedServer
 from chatui.limits import Limits, UserLimits
 from chatui.retrieval import LibraryRetriever
 from chatui.service import ChatService
-from chatui.store import ConversationStore
+from chatui.filestore import FileStore
 from chatui.tree import Message, Settings, active_path
 from chatui.ui import documents, generation, handlers
 from chatui.ui.documents import THIS_CHAT
-from chatui.ui.screen import Screen, View
+from chatui.ui.screen import Screen, View, settings_to_form
 from chatui.uploads import DocumentUploads
 from rag_index import Embedder, Library
 
@@ -51,8 +52,9 @@ PDF_PAGES = [
     "The glassworks of Vellmar make green bottles for the wine trade.",
     "The Quibbet bridge in Ostrava was painted purple in 1911 by order of the mayor.",
 ]
-# screen.FORM_FIELDS order; "Use documents" on, short and repeatable answers
-FORM = (MODEL_ALIAS, "", 0.0, None, 48, None, None, None, 1, True)
+# "Use documents" on, short and repeatable answers (the form's values, in its order)
+FORM = settings_to_form(
+    Settings(model=MODEL_ALIAS, temperature=0.0, max_tokens=48, seed=1, rag_enabled=True))
 
 
 class Recorder:
@@ -76,7 +78,7 @@ def app_parts(tmp_path: Path, rag_embedder: Embedder, embedded_server: EmbeddedS
               recorder: Recorder) -> Iterator[tuple[ChatService, DocumentUploads]]:
     http = httpx.Client(event_hooks={"request": [recorder]})
     backend = BackendClient(embedded_server.base_url, http=http)
-    store = ConversationStore(tmp_path / "data")
+    store = FileStore(tmp_path / "data")
     library = Library(tmp_path / "data" / "documents", rag_embedder)
     service = ChatService(store, backend, retriever=LibraryRetriever(library),
                           context_tokens=2048, defaults=Settings())
@@ -123,11 +125,12 @@ def test_an_uploaded_fact_reaches_the_model_as_source_1_and_stays_with_the_answe
     paths = [gradio_upload(spool, "customs.md", ZORBLAT_FILE.encode()),
              gradio_upload(spool, "towns.pdf", minimal_pdf(PDF_PAGES))]
     uploads.receive(OWNER, paths)  # as Gradio's upload route does
-    steps = list(documents.upload(service, uploads, OWNER, View(), paths, THIS_CHAT, FORM))
+    steps = list(documents.upload(service, DocumentService(uploads, service), OWNER, View(),
+                                  paths, THIS_CHAT, FORM))
     assert steps[0].screen is not None
     view = steps[0].screen.view
     chat_id = view.conversation_id
-    assert chat_id is not None and service.conversation(chat_id).settings.rag_enabled
+    assert chat_id is not None and service.conversation(chat_id, OWNER).settings.rag_enabled
     assert [o.error for o in steps[-1].outcomes] == [None, None]
     assert [p for p in spool.rglob("*") if p.is_file()] == []
 
@@ -156,7 +159,7 @@ def test_an_uploaded_fact_reaches_the_model_as_source_1_and_stays_with_the_answe
 
     # Reopened from a fresh store (as after a restart): the same sources, shown again.
     service.store.close()  # one store per data folder at a time
-    fresh_store = ConversationStore(tmp_path / "data")
+    fresh_store = FileStore(tmp_path / "data")
     try:
         fresh = ChatService(fresh_store, service.backend)
         path = active_path(fresh.conversation(chat_id, OWNER))
@@ -176,7 +179,8 @@ def test_without_documents_on_the_prompt_has_no_sources(
     service, uploads = app_parts
     path = gradio_upload(tmp_path / "up", "customs.md", ZORBLAT_FILE.encode())
     uploads.receive(OWNER, [path])  # as Gradio's upload route does
-    list(documents.upload(service, uploads, OWNER, View(), [path], documents.MY_LIBRARY, FORM))
+    list(documents.upload(service, DocumentService(uploads, service), OWNER, View(), [path],
+                          documents.MY_LIBRARY, FORM))
     off = FORM[:-1] + (False,)
     *_, last = generation.send(service, OWNER, View(), "Where is the Zorblat festival?", off)
     messages = recorder.bodies[-1]["messages"]

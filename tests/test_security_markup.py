@@ -217,7 +217,7 @@ def test_an_import_with_a_hostile_id_is_refused_and_stores_nothing(
             assert response.status_code == 422, response.text
             assert response.json()["error"]["type"] == "invalid_request"
         assert api.http.get("/chats").json() == []
-        assert api.service.conversations() == []
+        assert api.service.store.list() == []  # nobody's
         chat = api.new_chat()
         moved = api.http.post(f"/chats/{chat['id']}/branch", json={"message_id": HOSTILE_ID})
         assert moved.status_code == 422
@@ -232,7 +232,7 @@ def test_the_store_refuses_a_conversation_with_a_hostile_message_id(
     with running_api(fake_backend.base_url, tmp_path) as api:
         with pytest.raises(InvalidRequest, match="cannot be a message id"):
             api.service.import_conversation(conversation, "local")
-        assert api.service.conversations() == []
+        assert api.service.store.list() == []  # nobody's
 
 
 # ----- in a real browser ------------------------------------------------------------------

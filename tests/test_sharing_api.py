@@ -80,7 +80,7 @@ def test_each_token_sees_only_its_users_chats_and_other_ids_are_404(
 
         assert [c["id"] for c in alice.get("/chats").json()] == [alices]
         assert [c["id"] for c in bob.get("/chats").json()] == [bobs]
-        assert runtime.service.conversation(alices).owner == "alice"
+        assert runtime.service.store.load(alices).owner == "alice"
 
         answer_id = answer.json()["id"]
         attempts: list[Callable[[], httpx.Response]] = [

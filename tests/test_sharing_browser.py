@@ -186,7 +186,7 @@ def test_anonymous_browsers_each_keep_their_own_chats(
         ask(second, BOB)
         sees_only(first, "harbour lighthouse", "mountain")
         sees_only(second, "mountain cabin", "harbour")
-        owners = {summary.owner for summary in runtime.service.conversations()}
+        owners = {summary.owner for summary in runtime.service.store.list()}
         assert len(owners) == 2 and all(owner.startswith("anon:") for owner in owners)
 
         first.reload()  # the cookie keeps the visitor: their chat is back
@@ -209,10 +209,10 @@ def test_anonymous_browsers_each_keep_their_own_chats(
         loaded(page)
         ask(page, "A forger's question")
         sees_only(page, "forger", "harbour")
-        assert len({s.owner for s in runtime.service.conversations()}) == 4
+        assert len({s.owner for s in runtime.service.store.list()}) == 4
 
         # The second visitor, knowing the first one's chat id, cannot open it.
-        (firsts,) = [s for s in runtime.service.conversations() if ALICE[:20] in s.title]
+        (firsts,) = [s for s in runtime.service.store.list() if ALICE[:20] in s.title]
         (seconds_cookie,) = [c for c in second.context.cookies() if c["name"] == COOKIE]
         as_second = Client(url, headers={"Cookie": f"{COOKIE}={seconds_cookie['value']}"},
                            verbose=False)
@@ -233,7 +233,7 @@ def test_a_single_local_user_needs_no_login_and_shares_chats_with_the_api(
         page = visit(browser, url)  # no login page
         expect(listed(page)).to_contain_text(["Made through the API"], timeout=WAIT_MS)
         ask(page, ALICE)
-        assert {s.owner for s in runtime.service.conversations()} == {"local"}
+        assert {s.owner for s in runtime.service.store.list()} == {"local"}
         assert made.json()["id"] in {s.id for s in runtime.service.conversations("local")}
         assert COOKIE not in {c["name"] for c in page.context.cookies()}
 

@@ -25,11 +25,12 @@ import chatui.api.errors
 import chatui.embedded
 import chatui.errors
 from chatui.client import BackendClient
+from chatui.documents import DocumentService
 from chatui.errors import ChatError
 from chatui.limits import Limits, UserLimits
 from chatui.retrieval import LibraryRetriever
 from chatui.service import ChatService
-from chatui.store import ConversationStore
+from chatui.filestore import FileStore
 from chatui.ui import documents
 from chatui.ui.screen import View
 from chatui.uploads import DocumentUploads
@@ -360,11 +361,11 @@ def test_the_documents_panel_says_the_model_is_loading_then_adds_the_file(
     uploads = DocumentUploads(library, limits, upload_folder=spool)
     uploads.receive("alice", [upload])
     with (BackendClient(fake_backend.base_url) as backend,
-          ConversationStore(tmp_path / "data") as store):
+          FileStore(tmp_path / "data") as store):
         service = ChatService(store, backend, default_model="fake-model", limits=limits,
                               retriever=LibraryRetriever(library))
-        steps = documents.upload(service, uploads, "alice", View(), [str(upload)],
-                                 documents.MY_LIBRARY, ())
+        steps = documents.upload(service, DocumentService(uploads, service), "alice", View(),
+                                 [str(upload)], documents.MY_LIBRARY, ())
         first = next(steps)
         assert first.report.startswith("Loading the document model…")
         assert not first.done and not library.ready

@@ -19,11 +19,12 @@ from chatui import tree
 from chatui.client import BackendClient
 from chatui.errors import StreamProtocolError
 from chatui.service import ChatService
-from chatui.store import ConversationStore
+from chatui.filestore import FileStore
 from tests.apiharness import Api, assert_error, parse_sse, read_history, running_api
 from tests.fakebackend import FakeBackend, Script
 
 pytestmark = pytest.mark.timeout(60)
+OWNER = "local"
 
 EARLY = "ended the answer early"
 
@@ -39,7 +40,7 @@ def cut_off(*pieces: str) -> Script:
 @pytest.fixture
 def service(fake_backend: FakeBackend, tmp_path: Path) -> Iterator[ChatService]:
     client = BackendClient(fake_backend.base_url, first_token_timeout=30, stall_timeout=30)
-    store = ConversationStore(tmp_path / "data")
+    store = FileStore(tmp_path / "data")
     yield ChatService(store, client, default_model="fake-model")
     client.close()
     store.close()
@@ -58,13 +59,13 @@ def test_a_cut_off_answer_is_stored_as_an_error_with_what_arrived(
     service: ChatService, fake_backend: FakeBackend
 ) -> None:
     fake_backend.enqueue(cut_off("Step one: preheat ", "the oven to 2"))
-    chat = service.create()
+    chat = service.create(OWNER)
     shown: list[str] = []
     with pytest.raises(StreamProtocolError, match=EARLY):
-        for step in service.send(chat.id, "How do I bake bread?"):
+        for step in service.start_send(chat.id, "How do I bake bread?", owner=OWNER).events():
             shown.append(step.content_delta)
     assert "".join(shown) == "Step one: preheat the oven to 2"
-    answer = tree.active_path(service.conversation(chat.id))[-1]
+    answer = tree.active_path(service.conversation(chat.id, OWNER))[-1]
     assert (answer.role, answer.status) == ("assistant", "error")
     assert answer.content == "Step one: preheat the oven to 2"
     assert answer.error is not None and EARLY in answer.error
@@ -74,11 +75,11 @@ def test_a_cut_off_continuation_keeps_the_old_text_and_is_marked(
     service: ChatService, fake_backend: FakeBackend
 ) -> None:
     fake_backend.enqueue(Script.text_answer("Once upon a time"), cut_off(", there was a"))
-    chat = service.create()
-    first = list(service.send(chat.id, "Tell me a story"))[-1].message
+    chat = service.create(OWNER)
+    first = list(service.start_send(chat.id, "Tell me a story", owner=OWNER).events())[-1].message
     with pytest.raises(StreamProtocolError, match=EARLY):
-        list(service.continue_answer(chat.id, first.id))
-    answer = service.conversation(chat.id).message(first.id)
+        list(service.start_continue(chat.id, first.id, owner=OWNER).events())
+    answer = service.conversation(chat.id, OWNER).message(first.id)
     assert (answer.content, answer.status) == ("Once upon a time, there was a", "error")
 
 
@@ -88,10 +89,10 @@ def test_a_stream_cut_off_before_any_text_leaves_no_empty_answer(
     fake_backend.enqueue(Script.sse([
         {"model": "fake-model", "choices": [{"index": 0, "delta": {"role": "assistant"}}]},
     ], done=False))
-    chat = service.create()
+    chat = service.create(OWNER)
     with pytest.raises(StreamProtocolError, match=EARLY):
-        list(service.send(chat.id, "Hello?"))
-    assert [m.role for m in tree.active_path(service.conversation(chat.id))] == ["user"]
+        list(service.start_send(chat.id, "Hello?", owner=OWNER).events())
+    assert [m.role for m in tree.active_path(service.conversation(chat.id, OWNER))] == ["user"]
 
 
 # ----- the REST API --------------------------------------------------------------------

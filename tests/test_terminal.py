@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chatui.store import ConversationStore
+from chatui.filestore import FileStore
 from chatui import tree
 from tests.fakebackend import FakeBackend, Script
 
@@ -26,7 +26,7 @@ def test_terminal_chat_streams_answers_and_stores_them(fake_backend: FakeBackend
     )
     assert run.returncode == 0, run.stderr
     assert "Bonjour!" in run.stdout and "Salut!" in run.stdout
-    with ConversationStore(tmp_path) as store:
+    with FileStore(tmp_path) as store:
         [summary] = store.list()
         conversation = store.load(summary.id)
     answers = [m for m in conversation.messages.values() if m.role == "assistant"]

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from chatui.client import BackendClient
+from chatui.limits import Limits, UserLimits
 from chatui.embedded import free_port
 from chatui.service import ChatService
-from chatui.store import ConversationStore
+from chatui.filestore import FileStore
 from chatui.tree import Settings, active_path
 from chatui.ui import generation, handlers, render
 from chatui.ui.screen import Screen, View, settings_to_form
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.timeout(300)  # a hang guard; every wait is PATIENCE at
 
 OWNER = "local"
 STREAMS = Path(__file__).parent / "streams"
-FORM = ("fake-model", "", None, None, None, None, None, None, None, False)  # screen.FORM_FIELDS
+FORM = settings_to_form(Settings(model="fake-model"))  # the form's values, in its order
 WORDS = " ".join(f"w{n}" for n in range(1, 41))
 
 ServiceFactory = Callable[..., ChatService]
@@ -36,14 +37,14 @@ ServiceFactory = Callable[..., ChatService]
 
 @pytest.fixture
 def make_service(tmp_path: Path, fake_backend: FakeBackend) -> Iterator[ServiceFactory]:
-    opened: list[tuple[BackendClient, ConversationStore]] = []
+    opened: list[tuple[BackendClient, FileStore]] = []
 
     def make(base_url: str | None = None, first_token_timeout: float = PATIENCE,
              stall_timeout: float = PATIENCE) -> ChatService:
         backend = BackendClient(base_url or fake_backend.base_url,
                                 first_token_timeout=first_token_timeout,
                                 stall_timeout=stall_timeout)
-        store = ConversationStore(tmp_path / f"data{len(opened)}")
+        store = FileStore(tmp_path / f"data{len(opened)}")
         opened.append((backend, store))
         return ChatService(store, backend, default_model="fake-model",
                            defaults=Settings(max_tokens=64))
@@ -80,7 +81,7 @@ def action(service: ChatService, view: View, name: str, message_id: str,
 
 def answer_ids(service: ChatService, view: View) -> list[str]:
     assert view.conversation_id
-    path = active_path(service.conversation(view.conversation_id))
+    path = active_path(service.conversation(view.conversation_id, OWNER))
     return [m.id for m in path if m.role == "assistant"]
 
 
@@ -133,7 +134,7 @@ def test_send_creates_a_chat_and_streams_the_answer(service: ChatService,
     assert texts(final)[1].startswith(WORDS)
     assert final.title == "What are the words?"
     assert final.conversations == (("What are the words?", final.view.conversation_id),)
-    stored = service.conversation(final.view.conversation_id or "")
+    stored = service.conversation(final.view.conversation_id or "", OWNER)
     assert [m.content for m in active_path(stored)] == ["What are the words?", WORDS]
 
 
@@ -195,7 +196,7 @@ def test_stop_mid_stream_keeps_the_partial_answer_marked_stopped(
     fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER, text=WORDS))
     run = Background(generation.send(service, OWNER, View(), "Talk", FORM))
     streaming = run.wait_for(shows("w3"))
-    assert generation.stop(service, streaming.view)
+    assert generation.stop(service, OWNER, streaming.view)
     final = run.finish()
     wait_until(lambda: fake_backend.disconnects == 1)  # the upstream request ended
 
@@ -203,7 +204,7 @@ def test_stop_mid_stream_keeps_the_partial_answer_marked_stopped(
     assert "w3" in answer and "w4" not in answer
     assert "stopped" in answer
     assert not final.view.generating
-    stored = active_path(service.conversation(final.view.conversation_id or ""))[-1]
+    stored = active_path(service.conversation(final.view.conversation_id or "", OWNER))[-1]
     assert stored.status == "stopped" and "w3" in stored.content
     fake_backend.enqueue(Script.text_answer("Again fine."))
     assert texts(send(service, final.view, "Next"))[-1].startswith("Again fine.")
@@ -215,13 +216,13 @@ def test_stop_before_the_first_token_leaves_no_answer(service: ChatService,
     run = Background(generation.send(service, OWNER, View(), "Anyone there?", FORM))
     first = run.wait_for(lambda s: s.view.generating)
     wait_until(lambda: len(fake_backend.requests) == 1)  # asked, and waiting for a token
-    assert generation.stop(service, first.view)
+    assert generation.stop(service, OWNER, first.view)
     final = run.finish()  # only Stop can end it: the server is silent FOREVER
 
     assert not final.notice  # stopped, not timed out
     assert texts(final)[0].startswith("Anyone there?")
     assert len(texts(final)) == 1  # no ghost answer
-    stored = service.conversation(final.view.conversation_id or "")
+    stored = service.conversation(final.view.conversation_id or "", OWNER)
     assert [m.role for m in stored.messages.values()] == ["user"]
     wait_until(lambda: fake_backend.disconnects == 1)  # the upstream request ended
 
@@ -230,10 +231,10 @@ def test_stop_right_after_send_waits_for_the_generation_to_start(
         service: ChatService, fake_backend: FakeBackend) -> None:
     fake_backend.enqueue(Script.stall(after_chunks=0, seconds=FOREVER))
     screens = generation.send(service, OWNER, View(), "Quick", FORM)
-    first = next(screens)  # Stop is visible now; the service has not started yet
+    first = next(screens)  # Stop is visible now; the answer was registered before this screen
     stopped: list[bool] = []
     stopper = threading.Thread(target=lambda: stopped.append(
-        generation.stop(service, first.view, grace=PATIENCE)))  # a busy machine starts late
+        generation.stop(service, OWNER, first.view)))
     stopper.start()
     final = last(screens)  # only Stop can end it: the server is silent FOREVER
     stopper.join()
@@ -243,8 +244,8 @@ def test_stop_right_after_send_waits_for_the_generation_to_start(
 
 
 def test_stop_with_nothing_running_is_harmless(service: ChatService) -> None:
-    assert generation.stop(service, View()) is False
-    assert generation.stop(service, View(conversation_id="nope"), grace=0.05) is False
+    assert generation.stop(service, OWNER, View()) is False
+    assert generation.stop(service, OWNER, View(conversation_id="nope")) is False
 
 
 # ----- regenerate, edit, continue, branches -------------------------------------------
@@ -377,7 +378,7 @@ def test_http_500_is_told_and_the_empty_answer_is_not_kept(service: ChatService,
     assert final.notice and "HTTP 500" in final.notice and "the model crashed" in final.notice
     assert final.input_text == ""  # the question is stored, so the box is cleared
     assert len(texts(final)) == 1 and "Retry" in texts(final)[0]
-    stored = service.conversation(final.view.conversation_id or "")
+    stored = service.conversation(final.view.conversation_id or "", OWNER)
     assert [m.role for m in stored.messages.values()] == ["user"]
 
     retried = action(service, final.view, "answer", final.view.message_ids[0])
@@ -419,8 +420,46 @@ def test_a_busy_chat_gives_the_text_back(service: ChatService, fake_backend: Fak
     busy = send(service, streaming.view, "Second")
     assert busy.notice and "still being generated" in busy.notice
     assert busy.input_text == "Second"
-    assert generation.stop(service, streaming.view)
+    assert generation.stop(service, OWNER, streaming.view)
     assert "stopped" in texts(run.finish())[-1]
+
+
+def test_deleting_the_chat_while_it_answers_stops_the_answer_then_deletes(
+        service: ChatService, fake_backend: FakeBackend) -> None:
+    kept = send(service, View(), "Keep me").view  # the chat that opens after the delete
+    fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER, text=WORDS))
+    run = Background(generation.send(service, OWNER, View(), "Talk", FORM))
+    streaming = run.wait_for(shows("w3"))
+    deleted = handlers.delete(service, OWNER, streaming.view)  # the Delete button, confirmed
+    assert not deleted.notice
+    assert deleted.view.conversation_id == kept.conversation_id
+    assert [cid for _, cid in deleted.conversations or ()] == [kept.conversation_id]
+    assert fake_backend.disconnects == 1  # the answer was stopped upstream first
+    run.finish()  # the stream ended (stopped), and nothing brought the chat back
+    assert [s.id for s in service.conversations(OWNER)] == [kept.conversation_id]
+    assert len(service.store.list()) == 1
+
+
+def test_a_refused_anonymous_send_stores_nothing(
+        tmp_path: Path, fake_backend: FakeBackend) -> None:
+    backend = BackendClient(fake_backend.base_url, first_token_timeout=PATIENCE,
+                            stall_timeout=PATIENCE)
+    store = FileStore(tmp_path / "limited")
+    limits = Limits(UserLimits(concurrent_answers=0, answers_per_minute=1))
+    service = ChatService(store, backend, default_model="fake-model", limits=limits)
+    visitor = "anon:visitor"
+    try:
+        answered = last(generation.send(service, visitor, View(), "First", FORM, "198.51.100.7"))
+        assert not answered.notice
+        refused = last(generation.send(service, visitor, View(), "Second", FORM, "198.51.100.7"))
+        assert refused.notice and "in the last minute" in refused.notice
+        assert refused.input_text == "Second"  # given back
+        assert refused.view.conversation_id is None  # no new chat opened...
+        assert len(service.conversations(visitor)) == 1  # ...nor stored
+        assert len(store.list()) == 1
+    finally:
+        backend.close()
+        store.close()
 
 
 # ----- conversations and settings -----------------------------------------------------------
@@ -457,14 +496,19 @@ def test_new_chat_is_empty_and_keeps_the_picked_model(service: ChatService) -> N
 
 def test_settings_are_saved_with_the_chat_and_sent(service: ChatService,
                                                    fake_backend: FakeBackend) -> None:
-    form = ("fake-model", "Be brief.", 0.2, 0.9, 32, 40, 0.05, 1.1, 7, False)
+    form = settings_to_form(Settings(
+        model="fake-model", system_prompt="Be brief.", temperature=0.2, top_p=0.9, max_tokens=32,
+        top_k=40, min_p=0.05, repeat_penalty=1.1, presence_penalty=0.5, frequency_penalty=-0.5,
+        seed=7))
     view = send(service, View(), "Hi", form).view
     body = fake_backend.requests[-1]
     assert body["messages"][0] == {"role": "system", "content": "Be brief."}
     assert (body["temperature"], body["top_p"], body["max_tokens"], body["seed"]) == (0.2, 0.9, 32, 7)
     assert (body["top_k"], body["min_p"], body["repeat_penalty"]) == (40, 0.05, 1.1)
+    assert (body["presence_penalty"], body["frequency_penalty"]) == (0.5, -0.5)
 
-    changed = ("fake-model", "Be long.", None, None, 100, None, None, None, None, True)
+    changed = settings_to_form(Settings(
+        model="fake-model", system_prompt="Be long.", max_tokens=100, rag_enabled=True))
     handlers.save_settings(service, OWNER, view, changed)
     reopened = handlers.open_conversation(service, OWNER, View(), view.conversation_id or "")
     assert reopened.settings is not None

@@ -1,9 +1,11 @@
 """The REST API under /api/v1: ``build_api(runtime)`` returns its ``APIRouter``.
 
-``routes`` holds the endpoints, ``schemas`` the request and response bodies,
-``streaming`` the server-sent events, ``errors`` the error bodies and statuses,
-``auth`` the bearer token and the owner of a call. The conversation cache the
-API reads through is ``chatui.cache`` (the service uses it too).
+``routes`` builds it from one router per resource: ``chats`` (list, create,
+import, history, branch, delete), ``messages`` (answers, as JSON or as
+server-sent events from ``streaming``; stop), ``status`` and ``documents``.
+``deps`` gives endpoints the chat service, the caller and their address as
+dependencies; ``schemas`` holds the request and response bodies, ``errors``
+the error bodies and statuses, ``auth`` the bearer token and the owner of a call.
 """
 
 from __future__ import annotations

@@ -9,20 +9,19 @@ export can be posted back to ``/chats/import`` as it is.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from chatui import codec
 from chatui.cache import CacheStats
+from chatui.settings import BY_NAME, FIELDS, MAX_NAME, MAX_TEXT, SettingField
 from chatui.storage import ID_PATTERN
 from chatui.store import ConversationSummary
 from chatui.supervisor import BackendHealth
 from chatui.tree import Conversation, Message
 
-MAX_TEXT = 200_000
-MAX_NAME = 200
-MAX_SEED = 2**32 - 1
 
 MessageId = Annotated[str, Field(pattern=ID_PATTERN, description="Letters, digits, - and _.")]
 """A message id a client sends (or imports): checked like every id from outside."""
@@ -38,47 +37,38 @@ class _Record(BaseModel):
     model_config = ConfigDict(strict=True, allow_inf_nan=False)  # json.loads accepts NaN
 
 
-class Sampling(_Input):
-    """Sampling settings; null or absent means the model server's default."""
+def _request_field(setting: SettingField) -> tuple[Any, Any]:
+    """A setting as an optional request field with the table's range (null: not given)."""
+    constraints: dict[str, Any] = {"description": f"{setting.help} Unset: {setting.unset}."}
+    if setting.kind is float:
+        constraints["allow_inf_nan"] = False
+    if setting.minimum is not None:
+        constraints["ge"] = setting.kind(setting.minimum)
+    if setting.maximum is not None:
+        constraints["le"] = setting.kind(setting.maximum)
+    if setting.max_length is not None:
+        constraints["max_length"] = setting.max_length
+    if setting.optional and setting.kind is str:
+        constraints["min_length"] = 1  # unset is null, not ""
+    return setting.kind | None, Field(default=None, **constraints)
 
-    temperature: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
-    top_p: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
-    top_k: int | None = Field(default=None, ge=0, le=1000)
-    min_p: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
-    max_tokens: int | None = Field(default=None, ge=1, le=131_072)
-    repeat_penalty: float | None = Field(default=None, ge=0, le=2, allow_inf_nan=False)
-    presence_penalty: float | None = Field(default=None, ge=-2, le=2, allow_inf_nan=False)
-    frequency_penalty: float | None = Field(default=None, ge=-2, le=2, allow_inf_nan=False)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+
+def _settings_fields(names: Iterable[str]) -> dict[str, Any]:
+    return {name: _request_field(BY_NAME[name]) for name in names}
 
 
-class ChatCreate(Sampling):
-    """A new chat. Unset fields take the server's configured defaults."""
+SAMPLING_FIELDS = tuple(setting.name for setting in FIELDS if setting.sampling)
+"""The settings a single message may override, besides ``model``."""
 
+
+class _ChatCreate(_Input):
     title: str | None = Field(default=None, max_length=MAX_NAME)
-    model: str | None = Field(
-        default=None, min_length=1, max_length=MAX_NAME,
-        description="Must be one of the model server's models when it lists them.",
-    )
-    system_prompt: str | None = Field(default=None, max_length=MAX_TEXT)
-    rag_enabled: bool | None = Field(
-        default=None, description="Answer from the uploaded documents.")
 
     def settings_fields(self) -> dict[str, Any]:
         return self.model_dump(exclude={"title"}, exclude_none=True)
 
 
-class MessageCreate(Sampling):
-    """A message to answer, or an answer to regenerate.
-
-    - Continue the chat: ``{"content": ...}``; it goes under the active branch's last message.
-    - Branch from any message: ``parent_id`` = that message's id.
-    - Edit a message M: ``parent_id`` = M's ``parent_id`` and the new content; the new
-      message becomes M's sibling. Editing a first message: ``"parent_id": null``.
-    - Regenerate an answer A: ``{"regenerate_id": A's id}`` without content; a new
-      answer becomes A's sibling (only ``model`` may be overridden then).
-    """
-
+class _MessageCreate(_Input):
     content: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT)
     parent_id: MessageId | None = Field(
         default=None, max_length=MAX_NAME,
@@ -86,10 +76,9 @@ class MessageCreate(Sampling):
         "An id: the new message goes under that message.",
     )
     regenerate_id: MessageId | None = Field(default=None, min_length=1, max_length=MAX_NAME)
-    model: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
 
     @model_validator(mode="after")
-    def _content_or_regenerate(self) -> MessageCreate:
+    def _content_or_regenerate(self) -> _MessageCreate:
         if self.regenerate_id is None and self.content is None:
             raise ValueError("Give the message's content (or regenerate_id to regenerate).")
         if self.regenerate_id is not None and self.content is not None:
@@ -103,6 +92,40 @@ class MessageCreate(Sampling):
         return self.model_dump(
             exclude={"content", "parent_id", "regenerate_id"}, exclude_none=True
         )
+
+
+class _SettingsRecord(_Record):
+    pass
+
+
+# The settings fields come from ``chatui.settings.FIELDS``; mypy sees the base classes.
+if TYPE_CHECKING:
+    ChatCreate = _ChatCreate
+    MessageCreate = _MessageCreate
+    SettingsRecord = _SettingsRecord
+else:
+    ChatCreate = create_model(
+        "ChatCreate", __base__=_ChatCreate, __module__=__name__,
+        __doc__="A new chat. Unset fields take the server's configured defaults.",
+        **_settings_fields(setting.name for setting in FIELDS),
+    )
+    MessageCreate = create_model(
+        "MessageCreate", __base__=_MessageCreate, __module__=__name__,
+        __doc__="""A message to answer, or an answer to regenerate.
+
+    - Continue the chat: ``{"content": ...}``; it goes under the active branch's last message.
+    - Branch from any message: ``parent_id`` = that message's id.
+    - Edit a message M: ``parent_id`` = M's ``parent_id`` and the new content; the new
+      message becomes M's sibling. Editing a first message: ``"parent_id": null``.
+    - Regenerate an answer A: ``{"regenerate_id": A's id}`` without content; a new
+      answer becomes A's sibling (only ``model`` may be overridden then).
+    """,
+        **_settings_fields(("model", *SAMPLING_FIELDS)),
+    )
+    SettingsRecord = create_model(  # what the store holds: shown as it is, no ranges
+        "SettingsRecord", __base__=_SettingsRecord, __module__=__name__,
+        **{s.name: ((s.kind | None) if s.optional else s.kind, s.default) for s in FIELDS},
+    )
 
 
 class BranchSwitch(_Input):
@@ -153,21 +176,6 @@ class MessageRecord(_Record):
     @classmethod
     def of(cls, message: Message) -> MessageRecord:
         return cls.model_validate(codec.message_to_dict(message), strict=False)
-
-
-class SettingsRecord(_Record):
-    system_prompt: str = ""
-    model: str | None = None
-    temperature: float | None = None
-    top_p: float | None = None
-    top_k: int | None = None
-    min_p: float | None = None
-    max_tokens: int | None = None
-    repeat_penalty: float | None = None
-    presence_penalty: float | None = None
-    frequency_penalty: float | None = None
-    seed: int | None = None
-    rag_enabled: bool = False
 
 
 class ChatRecord(_Record):

@@ -4,7 +4,7 @@
     wiring.py    events -> handlers -> Gradio updates (the only module that knows both)
     handlers.py  what each action does, over ``ChatService``; no Gradio, tested directly
     render.py    the one adapter from tree messages to Chatbot message dicts
-    documents.py the Documents panel: upload, list, delete, search; its handlers and events
+    documents/   the Documents panel (its layout, handlers over ``DocumentService``, wiring)
     bridge.py    the footer buttons' JavaScript and the page's stylesheet
 
 Per-session state is a ``handlers.View`` in ``gr.State`` (plus the open chat's id
@@ -19,15 +19,16 @@ import gradio as gr
 from chatui.runtime import Runtime
 from chatui.ui.layout import build_page
 from chatui.ui.wiring import session_owner, wire
-from chatui.uploads import DocumentUploads
 
 __all__ = ["build_ui", "session_owner"]
 
 
-def build_ui(runtime: Runtime, uploads: DocumentUploads | None = None) -> gr.Blocks:
-    """The page; ``uploads`` is the one ``server.py`` also feeds from Gradio's upload route."""
+def build_ui(runtime: Runtime) -> gr.Blocks:
+    """The page, over the runtime's chat and document services.
+
+    ``server.py`` feeds the same ``runtime.documents.uploads`` from Gradio's upload route.
+    """
     page = build_page(runtime.config)
-    uploads = uploads or DocumentUploads(runtime.library, runtime.service.limits)
     with page.blocks:
-        wire(page, runtime.service, uploads)
+        wire(page, runtime.service, runtime.documents)
     return page.blocks

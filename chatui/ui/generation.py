@@ -2,9 +2,11 @@
 
 Like ``handlers``, plain functions over the chat service that yield ``Screen``s:
 
+- nothing at all if the service refuses to start (busy chat, a limit, the model
+  down): a notice, the typed text given back, nothing stored, not even a new chat;
 - a first Screen (the question shown, Stop visible) within ``FIRST_SCREEN_WAIT``,
-  with the first tokens if they came by then; the request starts at once
-  (``pump.Pump`` runs the service's generation in a thread);
+  with the first tokens if they came by then; the request starts at once (the
+  service's ``Answer`` runs it on its own thread; ``pacing.frames`` reads it);
 - then at most one Screen per ``FRAME_INTERVAL`` while tokens arrive (the first
   token at once): a long conversation is rendered once per frame, and what is
   above the answer only once per answer;
@@ -12,8 +14,8 @@ Like ``handlers``, plain functions over the chat service that yield ``Screen``s:
   in words: a failed answer with no text is gone, a partial one is marked.
 
 Closing a generator here (Gradio does when the page goes away) stops the
-service's generation, which ends the upstream request and keeps the partial
-answer as "stopped".
+answer, which ends the upstream request and keeps the partial answer as
+"stopped". Stop acts at once: the answer is registered before its first screen.
 
 ``address`` is where the browser's request came from (``wiring`` reads it from
 ``gr.Request``); the service counts an anonymous visitor's answers against it.
@@ -21,15 +23,16 @@ answer as "stopped".
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
-from chatui.errors import ChatError, ConversationBusy, InvalidRequest, LimitExceeded
-from chatui.service import ChatService, Progress
+from chatui.answer import Answer
+from chatui.errors import ChatError
+from chatui.service import ChatService
 from chatui.ui import handlers
-from chatui.ui.pump import Pump
+from chatui.ui.pacing import frames
 from chatui.ui.render import (
     RenderedChat,
     pending_rows,
@@ -42,40 +45,42 @@ from chatui.ui.screen import Screen, View, describe_error, settings_from_form, s
 
 FRAME_INTERVAL = 0.05  # seconds between streamed screen updates
 FIRST_SCREEN_WAIT = 0.1  # show the question at once, unless the first token is this close
-STOP_GRACE = 1.0  # how long Stop waits for a generation that is just starting
 
-Start = Callable[[], Iterator[Progress]]
+Start = Callable[[], Answer]
 
 
 def send(
     service: ChatService, owner: str, view: View, text: str, form: Sequence[Any],
     address: str | None = None,
 ) -> Iterator[Screen]:
-    """Add the user's message and stream the answer; a new chat is created first."""
+    """Add the user's message and stream the answer; a new chat is stored with it, if admitted."""
     if not text.strip():
         yield Screen(view=view, notice="Type a message first.")
         return
+    start: Start
     try:
         conversation = handlers.current(service, owner, view)
-        if conversation is None:
+        if conversation is None:  # a new chat: stored with its first message, if admitted
             settings = settings_from_form(form, handlers.fresh_settings(service, None))
-            conversation = service.create(owner, settings=settings)
+            start = partial(service.start_chat, text, owner=owner, settings=settings,
+                            address=address)
         else:
             wanted = settings_from_form(form, conversation.settings)
             if wanted != conversation.settings:
                 conversation = service.update_settings(conversation.id, wanted, owner)
+            start = partial(service.start_send, conversation.id, text, owner=owner,
+                            address=address)
     except ChatError as error:
         yield Screen(view=view, notice=describe_error(error))
         return
     except ValueError as error:  # a setting that is not a number
         yield Screen(view=view, notice=f"A setting is not valid: {error}")
         return
-    cid = conversation.id
     stored = conversation
     yield from _generate(
-        service, owner, replace(view, conversation_id=cid),
+        service, owner, view,
         lambda: render_conversation(stored, image_hosts=view.image_hosts) + pending_rows(text),
-        lambda: service.send(cid, text, owner=owner, address=address), text,
+        start, text,
     )
 
 
@@ -92,7 +97,7 @@ def edit(
     text = strip_footer(text)
     yield from _generate(
         service, owner, view, None,
-        lambda: service.edit(cid, message_id, text, owner=owner, address=address),
+        lambda: service.start_edit(cid, message_id, text, owner=owner, address=address),
     )
 
 
@@ -106,8 +111,8 @@ def regenerate(
         return
     yield from _generate(
         service, owner, view, None,
-        lambda: service.regenerate(cid, message_id, owner=owner, model=model or None,
-                                   address=address),
+        lambda: service.start_regenerate(cid, message_id, owner=owner, model=model or None,
+                                         address=address),
     )
 
 
@@ -120,7 +125,7 @@ def continue_answer(
         return
     yield from _generate(
         service, owner, view, None,
-        lambda: service.continue_answer(cid, message_id, owner=owner, address=address),
+        lambda: service.start_continue(cid, message_id, owner=owner, address=address),
     )
 
 
@@ -134,8 +139,8 @@ def answer(
         return
     yield from _generate(
         service, owner, view, None,
-        lambda: service.answer(cid, message_id, owner=owner, model=model or None,
-                               address=address),
+        lambda: service.start_retry(cid, message_id, owner=owner, model=model or None,
+                                    address=address),
     )
 
 
@@ -158,21 +163,18 @@ def act(
         yield from answer(service, owner, view, message_id, model, address)
 
 
-def stop(service: ChatService, view: View, grace: float = STOP_GRACE) -> bool:
-    """Stop the open chat's generation; True if one was stopped.
+def stop(service: ChatService, owner: str, view: View) -> bool:
+    """Stop the open chat's answer; True if one was stopped.
 
-    Stop is visible from the first screen of a generation, a moment before the
-    service has registered it; so while the view says one is running, keep
-    trying for ``grace`` seconds.
+    The answer is registered before its first screen (the service starts it
+    eagerly), so a Stop shown on the page always finds it: no waiting here.
     """
     if view.conversation_id is None:
         return False
-    deadline = time.monotonic() + grace
-    while not service.stop(view.conversation_id):
-        if not view.generating or time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+    try:
+        return service.stop(view.conversation_id, owner)
+    except ChatError:
+        return False
 
 
 def _message_at(view: View, index: Any) -> str:
@@ -186,20 +188,26 @@ def _generate(
     service: ChatService, owner: str, view: View, waiting: Callable[[], RenderedChat] | None,
     start: Start, typed: str | None = None,
 ) -> Iterator[Screen]:
-    """Drive one generation: a first screen, paced frames, a final screen from the store.
+    """Drive one answer: start it, a first screen, paced frames, a final screen from the store.
 
-    ``waiting`` renders what to show if the first token is slow (the question
-    and a waiting answer); it is not rendered at all when the token is quick.
+    ``start`` raises at once if the service refuses: then nothing was stored and
+    the typed text is given back. ``waiting`` renders what to show if the first
+    token is slow (the question and a waiting answer); it is not rendered at all
+    when the token is quick.
     """
+    try:
+        answer = start()  # checked, admitted and claimed; the request is on its way
+    except ChatError as error:  # refused: nothing was stored, the typed text comes back
+        yield _refused(service, owner, view, describe_error(error), typed)
+        return
+    cid = answer.conversation_id
+    view = replace(view, conversation_id=cid)
     running = replace(view, generating=True)
-    cid = view.conversation_id
-    assert cid is not None
-    pump = Pump(start, stop=lambda: service.stop(cid))  # the request starts now
     first = True  # the first screen also shows Stop and clears the message box
-    notice, restore = "", None
+    notice = ""
     try:
         prefix: RenderedChat | None = None
-        for progress in pump.steps(FRAME_INTERVAL, quiet_after=FIRST_SCREEN_WAIT):
+        for progress in frames(answer, FRAME_INTERVAL, quiet_after=FIRST_SCREEN_WAIT):
             if progress is None:
                 frame = waiting() if waiting else None
             else:
@@ -216,15 +224,23 @@ def _generate(
             first = False
     except ChatError as error:
         notice = describe_error(error)
-        if isinstance(error, (ConversationBusy, InvalidRequest, LimitExceeded)):
-            restore = typed  # nothing was stored: give the text back
     finally:
-        pump.cancel()  # only if still running: the page went away, which is a Stop
+        answer.stop()  # only if still running: the page went away, which is a Stop
     try:
         conversation = service.conversation(cid, owner)
     except ChatError as error:
         yield show(service, owner, view, None, notice or describe_error(error))
         return
     cleared = "" if typed and first else None  # no screen came before: clear the box now
-    yield show(service, owner, view, conversation, notice,
-               input_text=restore if restore is not None else cleared)
+    yield show(service, owner, view, conversation, notice, input_text=cleared)
+
+
+def _refused(service: ChatService, owner: str, view: View, notice: str, typed: str | None
+             ) -> Screen:
+    if view.conversation_id is None:
+        return Screen(view=view, notice=notice, input_text=typed)
+    try:
+        conversation = service.conversation(view.conversation_id, owner)
+    except ChatError as error:
+        return show(service, owner, view, None, describe_error(error))
+    return show(service, owner, view, conversation, notice, input_text=typed)

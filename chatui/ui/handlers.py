@@ -111,7 +111,10 @@ def rename(service: ChatService, owner: str, view: View, title: str) -> Screen:
 
 
 def delete(service: ChatService, owner: str, view: View) -> Screen:
-    """Delete the open conversation (the UI has asked for confirmation) and open the newest."""
+    """Delete the open conversation (the UI has asked for confirmation) and open the newest.
+
+    An answer streaming there is stopped first (the service does it, as for the REST API).
+    """
     if view.conversation_id is None:
         return Screen(view=view, notice="There is no open chat to delete.")
     try:

@@ -19,14 +19,14 @@ from typing import Any
 
 import gradio as gr
 
+from chatui.documents import DocumentService
 from chatui.sanitize import plain_markdown
 from chatui.service import ChatService
 from chatui.ui import generation, handlers
-from chatui.ui.documents import wire_documents
+from chatui.ui.documents.wiring import wire_documents
 from chatui.ui.layout import Page
 from chatui.ui.screen import FORM_FIELDS, Screen, View, settings_to_form
 from chatui.ui.status import status_line
-from chatui.uploads import DocumentUploads
 
 ANSWERS = "answers"
 
@@ -104,7 +104,7 @@ def _form_updates(screen: Screen) -> list[Any]:
     return result
 
 
-def wire(page: Page, service: ChatService, uploads: DocumentUploads) -> None:
+def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
     outputs = _outputs(page)
     form = list(page.form)
     model = page.form[FORM_FIELDS.index("model")]
@@ -133,8 +133,8 @@ def wire(page: Page, service: ChatService, uploads: DocumentUploads) -> None:
         yield from shown(generation.act(service, session_owner(request), view, action, picked,
                                         session_address(request)), view)
 
-    def on_stop(view: View) -> None:
-        generation.stop(service, view)
+    def on_stop(request: gr.Request, view: View) -> None:
+        generation.stop(service, session_owner(request), view)
 
     def on_open(request: gr.Request, view: View, conversation_id: str | None) -> tuple[Any, ...]:
         if not conversation_id:
@@ -161,7 +161,10 @@ def wire(page: Page, service: ChatService, uploads: DocumentUploads) -> None:
     def on_settings(request: gr.Request, view: View, *values: Any) -> tuple[Any, ...]:
         return updates(handlers.save_settings(service, session_owner(request), view, values), view)
 
-    page.blocks.load(on_load, [page.remembered, page.view], outputs, api_visibility="private")
+    # Outside the queue: opening the page is quick and must work when the queue is full
+    # (with --max-queue answers waiting, a queued load would be refused and the page broken).
+    page.blocks.load(on_load, [page.remembered, page.view], outputs, queue=False,
+                     api_visibility="private")
     answer_options: dict[str, Any] = {
         "outputs": outputs, "concurrency_id": ANSWERS, "show_progress": "hidden",
     }
@@ -206,4 +209,5 @@ def wire(page: Page, service: ChatService, uploads: DocumentUploads) -> None:
              if field is not model and not isinstance(field, gr.Checkbox)]
     gr.on([*saves, model.input, rag.input], on_settings, [page.view, *form],
           api_name="save_settings", **quick)
-    wire_documents(page, service, uploads, outputs=outputs, shown=updates, owner_of=session_owner)
+    wire_documents(page, service, documents, outputs=outputs, shown=updates,
+                   owner_of=session_owner)

@@ -3,6 +3,7 @@
 When Gradio takes longer than a frame to send a screen, the steps that arrived
 meanwhile must collapse into the newest one. Before, the reader took the oldest
 queued step each frame, so a 1,000-token answer advanced one token per frame.
+(``ui.pacing.frames`` reading an ``Answer``; it replaced ``ui.pump.Pump``.)
 """
 
 from __future__ import annotations
@@ -10,15 +11,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from chatui.service import Progress
+from chatui.answer import Answer, Progress
 from chatui.tree import Message, new_conversation
-from chatui.ui.pump import Pump
+from chatui.ui.pacing import frames
 
 TOKENS = 400
 
 
-def _answer(conversation: object, text: str) -> Message:
+def _answer(text: str) -> Message:
     return Message(id="a", parent_id=None, role="assistant", content=text, created_at=0.0)
+
+
+def _started(job: Iterator[Progress]) -> Answer:
+    answer = Answer("chat")
+    ended = threading.Event()
+    answer.run(job, on_end=ended.set)
+    return answer
 
 
 def _steps(first_shown: threading.Event, burst_done: threading.Event,
@@ -30,16 +38,16 @@ def _steps(first_shown: threading.Event, burst_done: threading.Event,
         if number == 1:
             assert first_shown.wait(timeout=60)
         text += f"t{number} "
-        yield Progress(conversation, _answer(conversation, text), content_delta=f"t{number} ")
+        yield Progress(conversation, _answer(text), content_delta=f"t{number} ")
     burst_done.set()
     second_shown.wait(timeout=60)
 
 
 def test_a_slow_reader_gets_the_newest_step_not_the_oldest() -> None:
     first_shown, burst_done, second_shown = threading.Event(), threading.Event(), threading.Event()
-    pump = Pump(lambda: _steps(first_shown, burst_done, second_shown), stop=lambda: None)
+    answer = _started(_steps(first_shown, burst_done, second_shown))
     shown: list[str] = []
-    for step in pump.steps(interval=0.0, quiet_after=60.0):
+    for step in frames(answer, interval=0.0, quiet_after=60.0):
         assert step is not None
         shown.append(step.message.content)
         if len(shown) == 1:
@@ -56,23 +64,45 @@ def test_frames_only_grow() -> None:
     first_shown, burst_done, second_shown = threading.Event(), threading.Event(), threading.Event()
     first_shown.set()
     second_shown.set()
-    pump = Pump(lambda: _steps(first_shown, burst_done, second_shown), stop=lambda: None)
-    sizes = [len(step.message.content) for step in pump.steps(0.0, 60.0) if step is not None]
+    answer = _started(_steps(first_shown, burst_done, second_shown))
+    sizes = [len(step.message.content) for step in frames(answer, 0.0, 60.0) if step is not None]
     assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)
     assert burst_done.is_set()
 
 
-def test_an_error_of_the_generation_is_raised_after_the_steps() -> None:
+def test_an_error_of_the_answer_is_raised_after_the_steps() -> None:
+    partial_shown = threading.Event()
+
     def failing() -> Iterator[Progress]:
-        conversation = new_conversation()
-        yield Progress(conversation, _answer(conversation, "partial"), content_delta="partial")
+        yield Progress(new_conversation(), _answer("partial"), content_delta="partial")
+        assert partial_shown.wait(timeout=60)
         raise RuntimeError("upstream broke")
 
-    pump = Pump(failing, stop=lambda: None)
+    shown: list[str] = []
     try:
-        for _ in pump.steps(0.0, 60.0):
-            pass
+        for step in frames(_started(failing()), 0.0, 60.0):
+            assert step is not None
+            shown.append(step.message.content)
+            partial_shown.set()
     except RuntimeError as error:
         assert "upstream broke" in str(error)
     else:
-        raise AssertionError("the generation's error was swallowed")
+        raise AssertionError("the answer's error was swallowed")
+    assert shown == ["partial"]
+
+
+def test_a_quiet_answer_is_announced_once() -> None:
+    release, late_shown = threading.Event(), threading.Event()
+
+    def slow() -> Iterator[Progress]:
+        assert release.wait(timeout=60)
+        yield Progress(new_conversation(), _answer("late"), content_delta="late")
+        assert late_shown.wait(timeout=60)
+
+    shown: list[str | None] = []
+    for step in frames(_started(slow()), interval=0.0, quiet_after=0.01):
+        shown.append(None if step is None else step.message.content)
+        release.set()
+        if step is not None:
+            late_shown.set()
+    assert shown == [None, "late"]
