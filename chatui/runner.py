@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chatui import tree
 from chatui.accumulate import Accumulator
@@ -30,7 +30,30 @@ from chatui.prompt import build_messages
 from chatui.tree import Conversation, Message, Settings, Source
 
 if TYPE_CHECKING:
-    from chatui.service import ChatService
+    from chatui.client import BackendClient
+    from chatui.store import ConversationStore
+    from chatui.supervisor import BackendWatch
+
+
+class Retriever(Protocol):
+    def retrieve(self, query: str, owner: str, conversation_id: str) -> list[Source]: ...
+
+    def forget(self, owner: str, conversation_id: str) -> int:
+        """Drop the documents attached to this conversation alone; how many there were."""
+        ...
+
+
+class ChatService(Protocol):
+    """What a runner needs of ``service.ChatService`` (named so, without importing it)."""
+
+    store: ConversationStore
+    backend: BackendClient
+    watch: BackendWatch | None
+    retriever: Retriever | None
+    default_model: str | None
+    context_tokens: int
+
+    def require_backend(self) -> None: ...
 
 DEFAULT_ANSWER_TOKENS = 512
 _SHOWN = (ContentWasReasoning, ToolCallDelta)  # besides text deltas, events that change the view

@@ -42,29 +42,20 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Protocol
 
 from chatui import tree
 from chatui.answer import Answer, Progress
 from chatui.client import BackendClient
 from chatui.errors import ConversationBusy, InvalidRequest, NotFound
 from chatui.limits import Admission, Limits, UserLimits
-from chatui.runner import produce
+from chatui.runner import Retriever, produce
 from chatui.store import ConversationStore, ConversationSummary
 from chatui.supervisor import BackendHealth, BackendWatch
-from chatui.tree import Conversation, Message, Settings, Source
+from chatui.tree import Conversation, Message, Settings
 
 STOP_WAIT_SECONDS = 10.0  # how long a delete waits for a stopped answer to be stored
 
 __all__ = ["Answer", "ChatService", "Progress", "Retriever"]
-
-
-class Retriever(Protocol):
-    def retrieve(self, query: str, owner: str, conversation_id: str) -> list[Source]: ...
-
-    def forget(self, owner: str, conversation_id: str) -> int:
-        """Drop the documents attached to this conversation alone; how many there were."""
-        ...
 
 
 class ChatService:

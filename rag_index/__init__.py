@@ -26,7 +26,8 @@ from .errors import (
     UnsupportedType,
 )
 from .library import Library
-from .loaders import SUPPORTED_EXTENSIONS, TextLimits
+from .budget import TextLimits
+from .loaders import SUPPORTED_EXTENSIONS
 from .values import (
     DocumentInfo,
     Hit,

@@ -31,7 +31,7 @@ from pyexpat import ExpatError, ParserCreate
 from typing import Any
 
 from .errors import DocumentError, UnreadableDocument
-from .loaders import TextBudget, TextLimits, human_size, too_much
+from .budget import TextBudget, TextLimits, human_size, too_much
 
 _W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main "
 _REL = "http://schemas.openxmlformats.org/package/2006/relationships "

@@ -18,15 +18,8 @@ from pathlib import Path
 
 from .chunker import Chunk, Chunker
 from .errors import DocumentError, LibraryFull
-from .loaders import (
-    DEFAULT_LIMITS,
-    Page,
-    TextLimits,
-    load_document,
-    read_upload,
-    safe_filename,
-    too_much,
-)
+from .budget import DEFAULT_LIMITS, TextLimits, too_much
+from .loaders import Page, load_document, read_upload, safe_filename
 
 Upload = tuple[Path | str | bytes, str]
 """A file to ingest: its path or its bytes, and the name the user gave it."""

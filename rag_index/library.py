@@ -52,7 +52,8 @@ from .chunker import Chunker
 from .embedder import TextEmbedder
 from .errors import DocumentError, DocumentNotFound, ModelUnavailable, RagError
 from .ingest import PreparedDocument, Upload
-from .loaders import DEFAULT_MAX_BYTES, DEFAULT_MAX_CHARS, Page, TextLimits, safe_filename
+from .budget import DEFAULT_MAX_CHARS, TextLimits
+from .loaders import DEFAULT_MAX_BYTES, Page, safe_filename
 from .retriever import Fusion, Retriever
 from .storage import DocumentRecord, LibraryStore
 from .values import (

@@ -27,19 +27,24 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from .budget import (
+    DEFAULT_LIMITS,
+    TextBudget,
+    TextLimits,
+    human_size,
+    too_much,
+)
 from .errors import (
     BinaryContent,
     DocumentError,
     DocumentTooLarge,
     EmptyDocument,
     EncryptedDocument,
-    TooMuchText,
     UnreadableDocument,
     UnsupportedType,
 )
 
 DEFAULT_MAX_BYTES = 25 * 1024 * 1024
-DEFAULT_MAX_CHARS = 2_000_000  # about a 1,000-page book
 TEXT_EXTENSIONS = frozenset({".txt", ".md", ".markdown"})
 HTML_EXTENSIONS = frozenset({".html", ".htm"})
 SUPPORTED_EXTENSIONS = TEXT_EXTENSIONS | HTML_EXTENSIONS | {".pdf", ".docx"}
@@ -63,42 +68,6 @@ class Page:
     source: str
     page: int | None
     text: str
-
-
-@dataclass(frozen=True, slots=True)
-class TextLimits:
-    """How much one file may unpack to; each limit refuses the file with ``TooMuchText``."""
-
-    max_chars: int = DEFAULT_MAX_CHARS
-    max_pdf_pages: int = 2_000
-    max_html_bytes: int = 10 * 1024 * 1024
-    max_html_tags: int = 100_000  # start tags; BeautifulSoup holds ~1 kB per element
-    max_docx_parts: int = 10_000
-    max_docx_unpacked_bytes: int = 50 * 1024 * 1024  # all parts, as their headers declare
-    max_docx_xml_bytes: int = 20 * 1024 * 1024  # the main part, as actually unpacked
-    max_docx_paragraphs: int = 100_000
-
-
-DEFAULT_LIMITS = TextLimits()
-
-
-class TextBudget:
-    """Characters one file may still yield; ``take`` raises ``TooMuchText`` once over."""
-
-    def __init__(self, filename: str, max_chars: int) -> None:
-        self.filename = filename
-        self.max_chars = max_chars
-        self.used = 0
-
-    def take(self, chars: int) -> None:
-        self.used += chars
-        if self.used > self.max_chars:
-            what = f"too much text (over {self.max_chars:,} characters once unpacked)"
-            raise too_much(self.filename, what)
-
-
-def too_much(filename: str, what: str) -> TooMuchText:
-    return TooMuchText(filename, f"{what}; split it into smaller files.")
 
 
 def safe_filename(name: str) -> str:
@@ -169,13 +138,6 @@ def _too_large(filename: str, size: int, limit: int) -> DocumentTooLarge:
     return DocumentTooLarge(
         filename, f"the file is {human_size(size)}; the limit is {human_size(limit)}."
     )
-
-
-def human_size(size: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
 
 
 def _decode_text(data: bytes, filename: str) -> str:

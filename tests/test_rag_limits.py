@@ -31,7 +31,8 @@ from rag_index.errors import (
     TooMuchText,
     UnreadableDocument,
 )
-from rag_index.loaders import Page, TextLimits, load_document
+from rag_index.budget import TextLimits
+from rag_index.loaders import Page, load_document
 from rag_index.values import IngestFailure, IngestProgress, IngestResult
 
 SCIFACT = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact-subset" / "corpus.jsonl"
