@@ -251,8 +251,8 @@ def _checked_api_base(raw: str | None) -> str | None:
     return raw.rstrip("/")
 
 
-def _check_exposure(config: Config) -> None:
-    """Serving the REST API beyond this machine needs a token (``chatui.api.auth`` agrees)."""
+def check_exposure(config: Config) -> None:
+    """Serving the REST API beyond this machine needs a token (``ConfigError`` if none)."""
     if config.command != "serve" or config.api_token or config.api_tokens:
         return
     if config.share or not is_loopback(config.host):
@@ -285,7 +285,7 @@ def parse_config(
             "--share makes the app reachable by anyone who has the link. "
             "Add --auth USER:PASSWORD (or --auth-file) so only people you choose can log in."
         )
-    _check_exposure(config)
+    check_exposure(config)
     return config
 
 

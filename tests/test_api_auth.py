@@ -13,6 +13,7 @@ import pytest
 
 from chatui.api.auth import is_loopback, required_token
 from chatui.config import Config
+from chatui.errors import ConfigError
 from tests.apiharness import Api, running_api
 from tests.fakebackend import FakeBackend
 
@@ -97,13 +98,13 @@ def test_loopback_hosts(host: str) -> None:
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "example.org", ""])
 def test_exposed_without_a_token_refuses_to_start(host: str) -> None:
     assert not is_loopback(host)
-    with pytest.raises(SystemExit, match="--api-token"):
+    with pytest.raises(ConfigError, match="--api-token"):
         required_token(Config(host=host))
     assert required_token(Config(host=host, api_token="t")) == "t"
 
 
 def test_a_share_link_counts_as_exposed() -> None:
-    with pytest.raises(SystemExit, match="share link"):
+    with pytest.raises(ConfigError, match="share link"):
         required_token(Config(share=True, auth=(("a", "b"),)))
 
 
@@ -111,7 +112,7 @@ def test_build_api_refuses_to_start_exposed_without_a_token(
     fake_backend: FakeBackend, tmp_path: Path
 ) -> None:
     with (
-        pytest.raises(SystemExit, match="CHATUI_API_TOKEN"),
+        pytest.raises(ConfigError, match="CHATUI_API_TOKEN"),
         running_api(fake_backend.base_url, tmp_path, host="0.0.0.0"),
     ):
         pass

@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping
 from fastapi import Request
 
 from chatui.api.errors import Unauthorized
-from chatui.config import Config
+from chatui.config import Config, check_exposure
 from chatui.network import is_loopback
 from chatui.users import LOCAL_OWNER
 
@@ -36,16 +36,8 @@ def required_token(config: Config) -> str | None:
     """The token every call must carry, or None when the API is open (loopback only)."""
     if config.api_token:
         return config.api_token
-    if config.api_tokens:
-        return None  # users' own tokens guard the API (see ``token_owners``)
-    if config.share or not is_loopback(config.host):
-        where = "through a public share link" if config.share else f"on {config.host}"
-        raise SystemExit(
-            f"chatui would serve its REST API {where} without a password. "
-            "Set a token with --api-token TOKEN (or CHATUI_API_TOKEN); API clients then send "
-            "'Authorization: Bearer TOKEN'. Or listen on 127.0.0.1 only."
-        )
-    return None
+    check_exposure(config)  # the flags were checked at start; a Config built in code is too
+    return None  # users' own tokens guard the API (see ``token_owners``), or loopback only
 
 
 def token_owners(config: Config) -> dict[str, str]:
