@@ -10,6 +10,11 @@ installs one click listener on the document that:
   a "select";
 - after any click, removes the footer from the Chatbot's edit box, so editing a
   message shows its text only (the edit handler strips it too, in case);
+- handles the keyboard (``KEYS_HELP``): in the message box Enter sends and
+  Shift+Enter breaks the line (Gradio's multi-line box does the opposite, so
+  the key is caught before it); Esc stops the answer; Ctrl+K goes to the
+  search box; Ctrl+Shift+O opens a new chat. Each clicks the page's own
+  button, so the same event runs as with the mouse;
 - adds the page's stylesheet, once (``mount_gradio_app`` replaces the Blocks'
   own ``css`` with its argument, so the UI brings its style along here).
 """
@@ -36,6 +41,9 @@ CSS = """
 #chatui-conversations label { width: 100%; }
 #chatui-conversations label span { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 """
+
+KEYS_HELP = ("Message (Enter sends, Shift+Enter new line, Esc stops, Ctrl+K search, "
+             "Ctrl+Shift+O new chat)")
 
 _JS = """
 if (!document.getElementById('chatui-style')) {
@@ -71,6 +79,45 @@ function onClick(event) {
   props.value = action + ' ' + id + ' ' + Date.now();
   trigger(quick.has(action) ? 'click' : 'submit');
 }
+function press(id) {
+  const button = document.getElementById(id);
+  if (!button || button.offsetParent === null || button.disabled) return false;
+  button.click();
+  return true;
+}
+function onKey(event) {
+  if (event.isComposing || event.keyCode === 229) return;  // an input method is composing
+  const box = event.target.closest && event.target.closest('#chatui-message');
+  const command = event.ctrlKey || event.metaKey;
+  const key = (event.key || '').toLowerCase();
+  if (box && key === 'enter' && !command && !event.altKey) {
+    event.stopPropagation();  // Gradio's own Enter handling never sees it
+    if (event.shiftKey) return;  // the browser breaks the line
+    event.preventDefault();
+    if (event.target.value.trim()) press('chatui-send');
+  } else if (key === 'escape') {
+    if (press('chatui-stop')) event.preventDefault();
+  } else if (command && !event.shiftKey && key === 'k') {
+    const search = document.querySelector('#chatui-search textarea, #chatui-search input');
+    if (search) { event.preventDefault(); search.focus(); }
+  } else if (command && event.shiftKey && key === 'o') {
+    event.preventDefault();
+    press('chatui-new-chat');
+  }
+}
+function onKeyPress(event) {
+  // Gradio's box submits on keypress: keep every Enter of the message box from it.
+  const box = event.target.closest && event.target.closest('#chatui-message');
+  if (box && event.key === 'Enter') event.stopPropagation();
+}
+if (window.__chatuiKey) document.removeEventListener('keydown', window.__chatuiKey, true);
+if (window.__chatuiKeyPress) {
+  document.removeEventListener('keypress', window.__chatuiKeyPress, true);
+}
+window.__chatuiKey = onKey;
+window.__chatuiKeyPress = onKeyPress;
+document.addEventListener('keydown', onKey, true);
+document.addEventListener('keypress', onKeyPress, true);
 if (window.__chatuiClick) document.removeEventListener('click', window.__chatuiClick, true);
 window.__chatuiClick = onClick;
 document.addEventListener('click', onClick, true);

@@ -21,7 +21,7 @@ from chatui.codec import settings_to_dict
 from chatui.config import Config
 from chatui.sanitize import CHAT_LATEX_DELIMITERS
 from chatui.settings import FIELDS, SettingField
-from chatui.ui.bridge import bridge_script
+from chatui.ui.bridge import KEYS_HELP, bridge_script
 from chatui.ui.documents.layout import DocumentsPanel, build_documents_panel
 from chatui.ui.screen import FORM_FIELDS, View
 from chatui.ui.status import STATUS_SECONDS
@@ -65,9 +65,9 @@ def build_page(config: Config) -> Page:
             None, storage_key="chatui-open-conversation", secret=_browser_secret(config),
         )
         with gr.Sidebar(label="Conversations", width=300):
-            new_chat = gr.Button("+ New chat", variant="primary")
-            search = gr.Textbox(placeholder="Search titles and messages", show_label=False,
-                                container=False)
+            new_chat = gr.Button("+ New chat", variant="primary", elem_id="chatui-new-chat")
+            search = gr.Textbox(placeholder="Search titles and messages (Ctrl+K)",
+                                show_label=False, container=False, elem_id="chatui-search")
             conversations = gr.Radio(choices=[], show_label=False, container=False,
                                      elem_id="chatui-conversations")
         with gr.Row(equal_height=True):
@@ -90,11 +90,13 @@ def build_page(config: Config) -> Page:
         )
         notice = gr.Markdown("", elem_id="chatui-notice")
         with gr.Row(equal_height=True):
-            message = gr.Textbox(placeholder="Message (Enter sends, Shift+Enter breaks the line)",
+            message = gr.Textbox(placeholder=KEYS_HELP,
                                  show_label=False, lines=2, max_lines=12, scale=8,
                                  autofocus=True, elem_id="chatui-message")
-            send = gr.Button("Send", variant="primary", scale=1, min_width=90)
-            stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False)
+            send = gr.Button("Send", variant="primary", scale=1, min_width=90,
+                             elem_id="chatui-send")
+            stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False,
+                             elem_id="chatui-stop")
         form = _settings_panel(config)
         documents = build_documents_panel()
         bridge = gr.HTML("", html_template="", js_on_load=bridge_script(), elem_id="chatui-bridge")
