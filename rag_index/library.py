@@ -50,10 +50,11 @@ from . import ingest
 from .catalog import Catalog
 from .chunker import Chunker
 from .embedder import TextEmbedder
-from .errors import DocumentError, DocumentNotFound, ModelUnavailable, RagError
+from .errors import DocumentError, DocumentNotFound
 from .ingest import PreparedDocument, Upload
 from .budget import DEFAULT_MAX_CHARS, TextLimits
 from .loaders import DEFAULT_MAX_BYTES, Page, safe_filename
+from .opening import Opening
 from .retriever import Fusion, Retriever
 from .storage import DocumentRecord, LibraryStore
 from .values import (
@@ -111,40 +112,31 @@ class Library:
         self._lock = threading.RLock()
         self._store = LibraryStore(Path(data_dir))  # a folder that cannot be made fails now
         self.load_timeout = load_timeout
-        self._open_lock = threading.Lock()
-        self._opening_done = threading.Event()
-        self._loader: threading.Thread | None = None
-        self._index: _OpenIndex | None = None
-        self._open_error: Exception | None = None
+        self._opening = Opening(
+            self._open, name="rag-index-open",
+            still_loading="The document model is still loading; try again in a minute.",
+        )
         if getattr(embedder, "loaded", True):  # the model is in memory: open now
-            self._index = self._open()
-            self._opening_done.set()
+            self._opening.make_now()
 
     # ----- opening: the model loads in the background, or on first use ----------
 
     @property
     def ready(self) -> bool:
         """Whether the model is loaded and the index open, so no call waits for them."""
-        return self._index is not None
+        return self._opening.value is not None
 
     @property
     def status(self) -> str:
         """Empty when ready; else what a person waiting for documents should read."""
-        if self._index is not None:
+        if self._opening.value is not None:
             return ""
-        if self._open_error is not None:
-            return str(self._open_error)
-        return LOADING_MESSAGE
+        error = self._opening.error
+        return str(error) if error is not None else LOADING_MESSAGE
 
     def start_loading(self) -> None:
         """Load the model and open the index in a background thread (once); returns at once."""
-        with self._open_lock:
-            if self._loader is not None or self._opening_done.is_set():
-                return
-            self._loader = threading.Thread(
-                target=self._open_in_background, name="rag-index-open", daemon=True
-            )
-            self._loader.start()
+        self._opening.start()
 
     def load(self, timeout: float | None = None) -> None:
         """Load now (in the background thread) and wait up to ``timeout`` (``load_timeout``) s.
@@ -155,30 +147,7 @@ class Library:
         self._opened(timeout)
 
     def _opened(self, timeout: float | None = None) -> _OpenIndex:
-        index = self._index
-        if index is not None:
-            return index
-        self.start_loading()
-        if not self._opening_done.wait(self.load_timeout if timeout is None else timeout):
-            raise ModelUnavailable(
-                "The document model is still loading; try again in a minute."
-            )
-        if self._index is None:
-            assert self._open_error is not None
-            raise self._open_error.with_traceback(None)  # the same error for every caller
-        return self._index
-
-    def _open_in_background(self) -> None:
-        try:
-            self._index = self._open()
-        except (RagError, ValueError) as error:
-            self._open_error = error
-        except Exception as error:
-            self._open_error = ModelUnavailable(
-                f"The document index could not be opened: {error}"
-            )
-        finally:
-            self._opening_done.set()
+        return self._opening.wait(self.load_timeout if timeout is None else timeout)
 
     def _open(self) -> _OpenIndex:
         embedder = self._embedder
@@ -209,7 +178,7 @@ class Library:
 
     def _records(self) -> Iterable[DocumentRecord]:
         """Every live document: the open catalog's, else the manifest's (no model needed)."""
-        index = self._index
+        index = self._opening.value
         if index is not None:
             return index.catalog.documents.values()
         return self._store.read_manifest().documents
