@@ -81,7 +81,7 @@ def test_tokens_map_to_their_owners_and_the_single_token_to_local() -> None:
     assert token_owners(Config(host="0.0.0.0", api_tokens=(("alice", "tok-a"),))) == {
         "tok-a": "alice"}  # users' tokens are enough to expose the API
     assert token_owners(Config()) == {}  # loopback, no token: open, as before
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="--api-token"):
         token_owners(Config(host="0.0.0.0"))
 
     authorize = bearer_check(token_owners(config))

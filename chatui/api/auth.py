@@ -5,7 +5,7 @@ the server listens on a loopback address (127.0.0.0/8, ::1, "localhost") and
 no share link is open. Otherwise every call needs ``Authorization: Bearer
 <token>`` with the token from ``--api-token`` / ``CHATUI_API_TOKEN`` or a
 user's own from ``--api-tokens-file``, and a configured token is required on
-loopback too. Starting exposed without a token is refused (``SystemExit`` with
+loopback too. Starting exposed without a token is refused (``ConfigError`` with
 what to do): a generated token printed to a log is too easy to leak and too
 easy to miss.
 
@@ -41,7 +41,7 @@ def required_token(config: Config) -> str | None:
 
 
 def token_owners(config: Config) -> dict[str, str]:
-    """Bearer token -> owner; empty while the API is open. SystemExit if it must not be open."""
+    """Bearer token -> owner; empty while the API is open. ConfigError if it must not be open."""
     owners = {token: user for user, token in config.api_tokens}
     token = required_token(config)
     if token is not None:

@@ -26,7 +26,7 @@ from chatui.runtime import Runtime
 
 
 def build_api(runtime: Runtime) -> APIRouter:
-    """The /api/v1 router. Raises SystemExit if the API would be exposed without a token."""
+    """The /api/v1 router. Raises ConfigError if the API would be exposed without a token."""
     service = runtime.service
     tokens = token_owners(runtime.config)
     authorize = bearer_check(tokens)
