@@ -73,6 +73,7 @@ def serving(app: Any) -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(
         app, host="127.0.0.1", port=port, log_level="warning", lifespan="off",
+        proxy_headers=False,  # as chatui.server.web_server: X-Forwarded-For is not trusted
     ))
     thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
     thread.start()

@@ -58,19 +58,17 @@ def chromium_path() -> str:
 
 @contextmanager
 def serve_app(runtime: Runtime, port: int) -> Iterator[str]:
-    """``chatui.server.build_app(runtime)`` under uvicorn on 127.0.0.1:``port``, in a thread.
+    """``chatui.server.build_app(runtime)`` on 127.0.0.1:``port`` in a thread, served as
+    ``chatui.server.serve`` serves it (``web_server``: X-Forwarded-For is not trusted).
 
     Unlike ``apiharness.serving`` the lifespan runs: Gradio starts its queue there.
     """
     import threading
 
-    import uvicorn
-
-    from chatui.server import build_app
+    from chatui.server import build_app, web_server
     from tests.polling import wait_until
 
-    server = uvicorn.Server(uvicorn.Config(
-        build_app(runtime), host="127.0.0.1", port=port, log_level="warning"))
+    server = web_server(build_app(runtime), "127.0.0.1", port)
     thread = threading.Thread(target=server.run, name="uvicorn-ui-test", daemon=True)
     thread.start()
     wait_until(lambda: server.started or not thread.is_alive(), message="the app did not start")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,9 +25,9 @@ import httpx
 import pytest
 
 from chatui.embedded import free_port
-from chatui.server import build_app, web_server
 from chatui.visitors import COOKIE
-from tests.apiharness import open_test_runtime, wait_until
+from tests.apiharness import open_test_runtime
+from tests.conftest import serve_app
 from tests.fakebackend import FakeBackend
 
 pytestmark = pytest.mark.timeout(300)
@@ -43,18 +42,8 @@ def anonymous_app(fake_backend: FakeBackend, tmp_path: Path, **config: Any) -> I
     with open_test_runtime(
         fake_backend.base_url, tmp_path / "data", anonymous_users=True,
         user_requests_per_minute=LIMIT, **config,
-    ) as runtime:
-        server = web_server(build_app(runtime), "127.0.0.1", free_port())
-        thread = threading.Thread(target=server.run, name="uvicorn-security", daemon=True)
-        thread.start()
-        wait_until(lambda: server.started or not thread.is_alive())
-        assert server.started, "the app did not start"
-        try:
-            yield f"http://127.0.0.1:{server.config.port}"
-        finally:
-            server.should_exit = True
-            server.force_exit = True  # Gradio's open streams would hold a graceful exit
-            thread.join(timeout=15)
+    ) as runtime, serve_app(runtime, free_port()) as url:
+        yield url
 
 
 @dataclass(frozen=True)
