@@ -62,8 +62,8 @@ from rag_index import (
 from rag_index.loaders import safe_filename
 
 from chatui.errors import (
-    BackendUnavailable,
     ChatError,
+    DocumentsUnavailable,
     InvalidRequest,
     LimitExceeded,
     NotFound,
@@ -81,10 +81,6 @@ MAX_FILES = 50
 """Files one upload may carry."""
 
 Scope = Literal["chat", "library"]
-
-
-class DocumentsUnavailable(BackendUnavailable):
-    """The document model is still loading, or cannot be loaded (a 503 at the REST edge)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@
     ChatError
      +-- BackendError                  the model server failed us
      |    +-- BackendUnavailable       nothing listens / connection refused / DNS
+     |    |    +-- DocumentsUnavailable  the document model is loading or cannot load
      |    +-- BackendTimeout           no first byte in time, or the stream stalled
      |    +-- BackendHTTPError         HTTP 4xx/5xx; carries the server's own message
      |    +-- BackendStreamError       an error object sent inside a 200 stream
@@ -51,6 +52,10 @@ class BackendError(ChatError):
 
 class BackendUnavailable(BackendError):
     """The model server cannot be reached at all."""
+
+
+class DocumentsUnavailable(BackendUnavailable):
+    """The document model is still loading, or cannot be loaded (a 503 at the REST edge)."""
 
 
 class BackendTimeout(BackendError):
