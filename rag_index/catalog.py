@@ -66,11 +66,13 @@ class Catalog:
         return None
 
     def allowed_ids(self, owner: str, conversation_id: str | None) -> np.ndarray | None:
-        """Chunk ids visible in a scope, or None when that is every chunk."""
+        """Chunk ids visible in a scope (read-only, one array per scope until the next
+        write), or None when that is every chunk."""
         key = (owner, conversation_id)
         if key not in self._scopes:
             ids = [_chunk_ids(r) for r in self.visible(owner, conversation_id)]
             allowed = np.concatenate(ids) if ids else np.zeros(0, np.int64)
+            allowed.flags.writeable = False  # frozen: the indexes cache their masks by identity
             self._scopes[key] = None if len(allowed) == len(self.chunks) else allowed
         return self._scopes[key]
 

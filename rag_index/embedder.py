@@ -14,6 +14,14 @@ Invariants:
 - One lock serialises loading and every ``encode`` call: a torch module is not
   safe to run from several threads at once, and two concurrent batches on two
   cores would only thrash.
+- ``encode_query`` runs one query through the model's own transformer, mean
+  pooling and normalisation directly when the model is exactly that pipeline
+  and agrees with ``encode`` on a probe sentence at load (checked every load);
+  ``SentenceTransformer.encode``'s batching machinery is most of a one-query
+  call. Any other model goes through ``encode``.
+- ``encode_query`` remembers the last ``QUERY_CACHE_SIZE`` queries (LRU, exact
+  text): asking again (a regenerated answer, the same search in another scope)
+  costs no model call. Cached vectors are read-only.
 - ``token_spans`` uses a private copy of the model's fast tokenizer with
   truncation and padding switched off, so chunk sizes are counted in exactly
   the tokens the model will see, and never race with ``encode``.
@@ -22,13 +30,16 @@ Invariants:
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
 from .errors import ModelUnavailable
+
+QUERY_CACHE_SIZE = 256  # query vectors kept (1.5 KB each with 384 dimensions)
 
 
 class TextEmbedder(Protocol):
@@ -67,6 +78,8 @@ class Embedder:
         self._lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._one_query: Callable[[str], np.ndarray] | None = None
 
     @property
     def model_name(self) -> str:
@@ -111,8 +124,24 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def encode_query(self, text: str) -> np.ndarray:
-        """One unit-length embedding (1-D) for a search query."""
-        return self.encode([text])[0]
+        """One unit-length embedding (1-D, read-only) for a search query."""
+        with self._lock:
+            vector = self._queries.get(text)
+            if vector is not None:
+                self._queries.move_to_end(text)
+                return vector
+        self._loaded()
+        if self._one_query is None:
+            vector = self.encode([text])[0]
+        else:
+            with self._lock:
+                vector = self._one_query(text)
+        vector.flags.writeable = False
+        with self._lock:
+            self._queries[text] = vector
+            while len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        return vector
 
     def token_spans(self, texts: Sequence[str]) -> list[np.ndarray]:
         """Character ``[start, end)`` spans of each text's tokens, no special tokens."""
@@ -151,4 +180,45 @@ class Embedder:
         tokenizer.no_truncation()
         tokenizer.no_padding()
         self._tokenizer = tokenizer
+        self._one_query = _direct_query_encoder(model)
         self._model = model
+
+
+def _direct_query_encoder(model: Any) -> Callable[[str], np.ndarray] | None:
+    """``model.encode([text])[0]`` without the batching machinery, if that is safe.
+
+    Only for a Transformer -> mean Pooling -> Normalize model, and only if it
+    agrees with ``encode`` on a probe sentence; else None. Not locked.
+    """
+    import torch
+
+    modules = list(model)
+    if [type(m).__name__ for m in modules] != ["Transformer", "Pooling", "Normalize"]:
+        return None
+    if modules[1].get_config_dict().get("pooling_mode") != "mean":
+        return None
+    transformer = getattr(modules[0], "auto_model", None)
+    tokenizer, max_length, device = model.tokenizer, int(model.max_seq_length), model.device
+    if transformer is None or not callable(tokenizer):
+        return None
+
+    def one_query(text: str) -> np.ndarray:
+        with torch.inference_mode():
+            features = tokenizer(
+                [text], return_tensors="pt", truncation=True, max_length=max_length
+            ).to(device)
+            hidden = transformer(**features).last_hidden_state
+            mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+            vector = torch.nn.functional.normalize(pooled, dim=1)[0]
+        return np.ascontiguousarray(vector.cpu().numpy(), dtype=np.float32)
+
+    probe = "Does the one-query path agree with encode()? 42 chunks, Überprüfung."
+    expected = model.encode(
+        [probe], normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+    )[0]
+    try:
+        agrees = bool(np.allclose(one_query(probe), expected, atol=1e-5))
+    except Exception:  # an unexpected model layout: the slow path is always right
+        return None
+    return one_query if agrees else None

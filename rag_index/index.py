@@ -10,6 +10,8 @@ Invariants:
   still returns up to ``k`` hits).
 - Not thread-safe for writes; the owner (``Library``) serialises writers.
   Concurrent searches are safe (FAISS flat search only reads).
+- A scope's id bitmap is built once per read-only ``allowed_ids`` array
+  (``scopes.ScopeCache``): ids never change meaning, so it stays right across writes.
 - FAISS runs single-threaded (``omp_set_num_threads(1)``, process-wide, set
   when an index is created). A one-query flat scan is memory-bound, and a
   second OpenMP pool spinning next to torch's made both the scan and the
@@ -21,6 +23,8 @@ from __future__ import annotations
 import faiss
 import numpy as np
 
+from .scopes import ScopeCache
+
 
 class VectorIndex:
     """Exact cosine search over normalised vectors, keyed by chunk id."""
@@ -29,6 +33,7 @@ class VectorIndex:
         faiss.omp_set_num_threads(1)
         self.dimension = dimension
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+        self._scopes: ScopeCache[faiss.SearchParameters] = ScopeCache()
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
@@ -69,16 +74,21 @@ class VectorIndex:
         if allowed_ids is None:
             scores, ids = self._index.search(query, min(k, len(self)))
         else:
-            # A bitmap over ids (small, dense, non-negative) is cheaper to build and to
-            # probe than IDSelectorBatch's hash set; faiss' wrappers keep it referenced.
             allowed_ids = np.asarray(allowed_ids, dtype=np.int64)
-            member = np.zeros(int(allowed_ids.max()) + 1, dtype=bool)
-            member[allowed_ids] = True
-            bitmap = np.packbits(member, bitorder="little")
-            # The Python wrappers take keywords and arrays; the SWIG stubs do not say so.
-            selector = faiss.IDSelectorBitmap(bitmap)  # type: ignore[call-arg, arg-type]
-            params = faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
+            params = self._scopes.get(allowed_ids, 0, lambda: _restricted_to(allowed_ids))
             top = min(k, len(allowed_ids), len(self))
             scores, ids = self._index.search(query, top, params=params)
         found = ids[0] >= 0
         return ids[0][found], scores[0][found]
+
+
+def _restricted_to(allowed_ids: np.ndarray) -> faiss.SearchParameters:
+    """FAISS search parameters that skip every id not in ``allowed_ids``."""
+    # A bitmap over ids (small, dense, non-negative) is cheaper to build and to
+    # probe than IDSelectorBatch's hash set; faiss' wrappers keep it referenced.
+    member = np.zeros(int(allowed_ids.max()) + 1, dtype=bool)
+    member[allowed_ids] = True
+    bitmap = np.packbits(member, bitorder="little")
+    # The Python wrappers take keywords and arrays; the SWIG stubs do not say so.
+    selector = faiss.IDSelectorBitmap(bitmap)  # type: ignore[call-arg, arg-type]
+    return faiss.SearchParameters(sel=selector)  # type: ignore[call-arg]
