@@ -29,7 +29,13 @@ from collections.abc import Callable
 from typing import Self
 
 from chatui.locks import KeyedLocks
-from chatui.store import CacheStats, ConversationStore, ConversationSummary, owned
+from chatui.store import (
+    CacheStats,
+    ConversationPage,
+    ConversationStore,
+    ConversationSummary,
+    owned,
+)
 from chatui.tree import Conversation
 
 __all__ = ["DEFAULT_CAPACITY", "CacheStats", "CachedStore"]
@@ -104,6 +110,11 @@ class CachedStore:
 
     def search(self, text: str, owner: str | None = None) -> builtins.list[ConversationSummary]:
         return self.store.search(text, owner)
+
+    def page(
+        self, owner: str | None, limit: int, cursor: str | None = None, search: str = ""
+    ) -> ConversationPage:
+        return self.store.page(owner, limit, cursor, search)
 
     def close(self) -> None:
         self.store.close()

@@ -6,6 +6,8 @@ Layout of ``data_dir``::
                               meta          {"schema_version": 1}
                               conversation  the header (codec.conversation_header)
                               messages      one document per message, oldest first
+    catalog.sqlite3           summaries and full-text index of them all (catalog.py),
+                              derived from the files, rebuilt when it cannot be trusted
     corrupt/                  unreadable files, moved here and named in ``problems``
     store.lock                held while a store is open: one process per data_dir
 
@@ -14,16 +16,22 @@ Invariants (besides the ``ConversationStore`` contract in store.py):
 - A save replaces one conversation's file in one atomic step (storage.py). After
   a crash at any instant every file is a whole version of its conversation, so
   a message whose ``save`` returned is on disk.
-- A save costs in proportion to that conversation only. The list of
-  conversations is an index in memory, built at start by reading every file and
-  kept current by each save and delete; no file describes the whole store.
+- A save costs in proportion to that conversation only: its file, then its
+  row in the catalog. Opening, a page of the list and a search cost the same
+  whatever the number of conversations: they read the catalog, which each save
+  and delete keeps current. The files stay the record: the catalog is checked
+  at open (``catalog.py``: a crash, or files changed while chatui was stopped,
+  make the store re-read what changed) and rebuilt if missing or unreadable.
+  While open, the store owns the folder (the lock): a file changed behind its
+  back is noticed when it is loaded, or at the next open after an unclean close.
 - A file of an older schema is migrated when read (``storage.MIGRATIONS``); the
   next save writes the current version. A file from a newer chatui is reported,
   left alone.
 - A file that cannot be read is moved to ``corrupt/`` and reported; the others load.
+  One left in place (from a newer chatui, or unreadable) is reported at each open.
 - Thread-safe: a lock per conversation (held only while in use, ``locks.py``)
-  orders the reads and writes of its file, one lock guards the index. Locks are
-  taken in that order.
+  orders the reads and writes of its file, the catalog's lock its rows. Locks
+  are taken in that order.
 """
 
 from __future__ import annotations
@@ -31,10 +39,12 @@ from __future__ import annotations
 import builtins
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Self
 
+from chatui.catalog import FILE_NAME, Catalog, Stamp
 from chatui.codec import is_safe_id, tree_problem
 from chatui.errors import InvalidRequest, NotFound, StoreCorrupt, StoreError
 from chatui.locks import KeyedLocks
@@ -46,9 +56,11 @@ from chatui.storage import (
 )
 from chatui.store import (
     CacheStats,
+    ConversationPage,
     ConversationSummary,
-    mentions,
-    newest_first,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
     not_found,
     owned,
 )
@@ -69,22 +81,38 @@ class FileStore:
         self._corrupt = self.data_dir / "corrupt"
         self._folder.mkdir(parents=True, exist_ok=True)
         self._lock_file = _lock_data_dir(self.data_dir)
-        self._index_lock = threading.Lock()
+        self._problems_lock = threading.Lock()
         self._locks = KeyedLocks()
-        self._index: dict[str, ConversationSummary] = {}
         self._problems: builtins.list[str] = []
-        remove_temp_files(self._folder)
-        for path in sorted(self._folder.glob("*.json")):
-            try:
-                conversation = self._read(path)
-            except StoreError as error:
-                self._report(str(error), drop=path.stem)
-                continue
-            self._index[conversation.id] = ConversationSummary.of(conversation)
+        self._own_mtime = 0  # the folder's mtime after the store's last change to it
+        try:
+            self._catalog = Catalog(self.data_dir / FILE_NAME)
+            if self._catalog.is_clean(self._folder_mtime()):
+                self._problems = [problem for _, problem in self._catalog.unreadable().values()]
+            else:  # a crash, or files changed while stopped (temporary files: only a crash)
+                remove_temp_files(self._folder)
+                self._reconcile()
+            self._catalog.mark_open()
+            self._own_mtime = self._folder_mtime()
+        except BaseException:
+            self._lock_file.close()
+            raise
 
     def close(self) -> None:
-        """Release the data folder for another process; the store is not usable after."""
-        self._lock_file.close()
+        """Release the data folder for another process; the store is not usable after.
+
+        The catalog is marked clean only if the folder is as the store's own
+        writes left it; otherwise the next open checks every file.
+        """
+        if self._lock_file.closed:
+            return
+        try:
+            mtime = self._folder_mtime()
+            if mtime == self._own_mtime:
+                self._catalog.mark_closed(mtime, time.time_ns())
+            self._catalog.close()
+        finally:
+            self._lock_file.close()
 
     def __enter__(self) -> Self:
         return self
@@ -95,36 +123,38 @@ class FileStore:
     @property
     def problems(self) -> builtins.list[str]:
         """Files that could not be read, each with what is wrong and where it went."""
-        with self._index_lock:
+        with self._problems_lock:
             return builtins.list(self._problems)
 
     def stats(self) -> CacheStats | None:
         return None
 
     def exists(self, conversation_id: str, owner: str | None = None) -> bool:
-        with self._index_lock:
-            summary = self._index.get(conversation_id)
-        return summary is not None and (owner is None or summary.owner == owner)
+        found = self._catalog.owner_of(conversation_id)
+        return found is not None and (owner is None or found == owner)
 
     def save(self, conversation: Conversation) -> None:
         problem = tree_problem(conversation)
         if problem:
             raise InvalidRequest(f"Conversation {conversation.id} was not saved: {problem}.")
+        path = self._path(conversation.id)
         with self._locks.hold(conversation.id):
-            write_conversation(self._path(conversation.id), conversation)
-            with self._index_lock:
-                self._index[conversation.id] = ConversationSummary.of(conversation)
+            write_conversation(path, conversation)
+            self._index(conversation, path)
 
     def load(self, conversation_id: str, owner: str | None = None) -> Conversation:
         if not is_safe_id(conversation_id) or (
             owner is not None and not self.exists(conversation_id, owner)
         ):
             raise not_found(conversation_id, owner)
+        path = self._path(conversation_id)
         with self._locks.hold(conversation_id):
             try:
-                return owned(self._read(self._path(conversation_id)), owner)
+                conversation = self._read(path)
             except NotFound:
                 raise not_found(conversation_id, owner) from None
+            self._heal(conversation, path)
+            return owned(conversation, owner)
 
     def update(
         self, conversation_id: str, change: Callable[[Conversation], Conversation],
@@ -154,33 +184,94 @@ class FileStore:
                 ) from error
             self._forget(conversation_id)
             fsync_folder(self._folder)
+            self._note_own_change()
 
     def list(self, owner: str | None = None) -> builtins.list[ConversationSummary]:
-        with self._index_lock:
-            summaries = builtins.list(self._index.values())
-        return newest_first(summaries, owner)
+        return self._catalog.newest(owner)
 
     def search(self, text: str, owner: str | None = None) -> builtins.list[ConversationSummary]:
-        """Matching conversations, newest first.
+        """Matching conversations, newest first, from the catalog's full-text index."""
+        return self._catalog.newest(owner, search=text)
 
-        Reads the files of conversations whose title does not match: the cost
-        grows with the store (about a second for 10,000 small conversations).
-        """
-        needle = text.casefold()
-        return [
-            summary for summary in self.list(owner)
-            if needle in summary.title.casefold() or self._mentions(summary.id, needle)
-        ]
-
-    def _mentions(self, conversation_id: str, needle: str) -> bool:
-        try:
-            conversation = self.load(conversation_id)
-        except (NotFound, StoreError):
-            return False  # deleted meanwhile, or set aside and reported
-        return mentions(conversation, needle)
+    def page(
+        self, owner: str | None, limit: int, cursor: str | None = None, search: str = ""
+    ) -> ConversationPage:
+        check_limit(limit)
+        after = decode_cursor(cursor) if cursor is not None else None
+        found = self._catalog.newest(owner, limit + 1, after, search if search.strip() else "")
+        if len(found) <= limit:
+            return ConversationPage(tuple(found), None)
+        return ConversationPage(tuple(found[:limit]), encode_cursor(found[limit - 1]))
 
     def _path(self, conversation_id: str) -> Path:
         return self._folder / f"{conversation_id}.json"
+
+    def _folder_mtime(self) -> int:
+        return os.stat(self._folder).st_mtime_ns
+
+    def _note_own_change(self) -> None:
+        """Remember the folder's mtime after a change of ours (see ``close``)."""
+        mtime = self._folder_mtime()
+        with self._problems_lock:
+            self._own_mtime = max(self._own_mtime, mtime)
+
+    def _index(self, conversation: Conversation, path: Path) -> None:
+        """Put a conversation just written or read into the catalog, with its file's stamp."""
+        try:
+            stamp = Stamp.of(os.stat(path))
+        except OSError as error:
+            raise StoreError(f"Could not read {path}: {error}.") from error
+        self._catalog.put(conversation, stamp)
+        self._note_own_change()
+
+    def _heal(self, conversation: Conversation, path: Path) -> None:
+        """Re-index a file read whose stamp is not the catalog's (changed behind our back)."""
+        try:
+            stamp = Stamp.of(os.stat(path))
+        except OSError:
+            return
+        if self._catalog.stamp(conversation.id) != stamp:
+            self._catalog.put(conversation, stamp)
+
+    def _reconcile(self) -> None:
+        """Bring the catalog in line with the files: re-read each file whose stamp changed."""
+        known = self._catalog.stamps()
+        left_in_place = self._catalog.unreadable()
+        present: set[str] = set()
+        with self._catalog.transaction():
+            with os.scandir(self._folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+            for entry in entries:
+                if not entry.name.endswith(".json"):
+                    continue
+                conversation_id = entry.name.removesuffix(".json")
+                present.add(conversation_id)
+                try:
+                    stamp = Stamp.of(entry.stat())
+                except OSError:
+                    continue  # gone meanwhile
+                if known.get(conversation_id) == stamp:
+                    continue
+                if entry.name in left_in_place and left_in_place[entry.name][0] == stamp:
+                    self._report(left_in_place[entry.name][1], drop=conversation_id)
+                    continue
+                self._reconcile_one(Path(entry.path), stamp)
+            for gone in known.keys() - present:
+                self._catalog.remove(gone)
+            for name in left_in_place.keys() - {f"{p}.json" for p in present}:
+                self._catalog.note_unreadable(name, None, None)
+
+    def _reconcile_one(self, path: Path, stamp: Stamp) -> None:
+        try:
+            conversation = self._read(path)
+        except StoreError as error:
+            if path.exists():  # left in place: reported again at each open
+                self._catalog.note_unreadable(path.name, stamp, str(error))
+                self._report(str(error), drop=path.stem)
+            return
+        except NotFound:
+            return
+        self._catalog.put(conversation, stamp)
 
     def _read(self, path: Path) -> Conversation:
         """The conversation in ``path``; a corrupt file is set aside and reported."""
@@ -203,13 +294,12 @@ class FileStore:
             raise StoreError(f"Could not read {path}: {error}.") from error
 
     def _forget(self, conversation_id: str) -> None:
-        with self._index_lock:
-            self._index.pop(conversation_id, None)
+        self._catalog.remove(conversation_id)
 
     def _report(self, problem: str, drop: str) -> None:
-        """Record a problem once; the conversation leaves the index until it reads well."""
-        with self._index_lock:
-            self._index.pop(drop, None)
+        """Record a problem once; the conversation leaves the catalog until it reads well."""
+        self._forget(drop)
+        with self._problems_lock:
             if problem not in self._problems:
                 self._problems.append(problem)
 
@@ -223,6 +313,7 @@ class FileStore:
         os.replace(path, target)
         fsync_folder(self._folder)
         fsync_folder(self._corrupt)
+        self._note_own_change()
         return target
 
 

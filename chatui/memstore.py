@@ -17,12 +17,14 @@ from chatui.codec import tree_problem
 from chatui.errors import InvalidRequest
 from chatui.store import (
     CacheStats,
+    ConversationPage,
     ConversationStore,
     ConversationSummary,
     mentions,
     newest_first,
     not_found,
     owned,
+    page_of,
 )
 from chatui.tree import Conversation
 
@@ -91,6 +93,12 @@ class MemoryStore:
             and (needle in c.title.casefold() or mentions(c, needle))
         )
         return newest_first((ConversationSummary.of(c) for c in found), owner)
+
+    def page(
+        self, owner: str | None, limit: int, cursor: str | None = None, search: str = ""
+    ) -> ConversationPage:
+        found = self.search(search, owner) if search.strip() else self.list(owner)
+        return page_of(found, limit, cursor)
 
     def close(self) -> None:
         pass  # nothing held; the conversations stay readable until the object goes

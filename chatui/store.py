@@ -26,24 +26,45 @@ The contract every implementation keeps:
   may hand out the very object it was given.
 - ``list`` and ``search`` give ``ConversationSummary``s, most recently updated
   first; asking about an id that does not exist leaves nothing behind (no lock,
-  no cache entry).
+  no cache entry). ``page`` gives the same order a page at a time: the
+  ``next_cursor`` of one page, passed back, gives the next. A cursor is opaque
+  and comes from outside: one chatui did not write is ``InvalidRequest``.
+  ``search`` finds a substring of a title or any message, ignoring case; the file
+  store's index looks for text of 1 or 2 characters in titles only (catalog.py).
 - Thread-safe; ``close`` releases what the store holds (files, locks).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import builtins
+import json
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol, Self
 
-from chatui.errors import NotFound
+from chatui.codec import is_safe_id
+from chatui.errors import InvalidRequest, NotFound
 from chatui.tree import Conversation
+
+MAX_PAGE_SIZE = 200
+"""The most summaries one ``page`` gives."""
+
+PREVIEW_CHARS = 100
+"""About how much of the active leaf a summary's ``preview`` keeps."""
+
+_MAX_CURSOR_CHARS = 400
 
 
 @dataclass(frozen=True, slots=True)
 class ConversationSummary:
-    """A line in the conversation list; ``message_count`` counts every branch."""
+    """A line in the conversation list; ``message_count`` counts every branch.
+
+    ``preview`` is the first words of the active leaf (the last message shown),
+    whitespace folded, at most about ``PREVIEW_CHARS`` characters.
+    """
 
     id: str
     title: str
@@ -51,14 +72,95 @@ class ConversationSummary:
     created_at: float
     updated_at: float
     message_count: int
+    preview: str = ""
 
     @classmethod
     def of(cls, conversation: Conversation) -> ConversationSummary:
         return cls(
             id=conversation.id, title=conversation.title, owner=conversation.owner,
             created_at=conversation.created_at, updated_at=conversation.updated_at,
-            message_count=len(conversation.messages),
+            message_count=len(conversation.messages), preview=preview_of(conversation),
         )
+
+    @property
+    def order(self) -> tuple[float, float, str]:
+        """The sort key of the list; larger is newer."""
+        return (self.updated_at, self.created_at, self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationPage:
+    """Summaries newest first; ``next_cursor`` asks for the page after, None at the end."""
+
+    items: tuple[ConversationSummary, ...]
+    next_cursor: str | None = None
+
+
+def preview_of(conversation: Conversation) -> str:
+    """The first words of the active leaf, or of the last message when none is active."""
+    leaf = conversation.messages.get(conversation.current_leaf_id or "")
+    if leaf is None and conversation.messages:
+        leaf = next(reversed(builtins.list(conversation.messages.values())))
+    return shorten(leaf.content if leaf is not None else "")
+
+
+def shorten(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """``text`` with whitespace folded, cut at a word before ``limit`` characters."""
+    folded = " ".join(text[: limit * 4].split())
+    if len(folded) <= limit:
+        return folded
+    cut = folded[:limit].rsplit(" ", 1)[0] if " " in folded[:limit] else folded[:limit]
+    return cut.rstrip() + "…"
+
+
+def encode_cursor(after: ConversationSummary) -> str:
+    """The opaque cursor for the page that follows ``after``."""
+    key = json.dumps([after.updated_at, after.created_at, after.id], separators=(",", ":"))
+    return base64.urlsafe_b64encode(key.encode("ascii")).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, float, str]:
+    """The sort key a cursor from ``encode_cursor`` holds; ``InvalidRequest`` for any other."""
+    refused = InvalidRequest(
+        "This page cursor is not one chatui gave out; ask for the first page again."
+    )
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= _MAX_CURSOR_CHARS:
+        raise refused
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        key = json.loads(raw.decode("ascii"))
+    except (binascii.Error, ValueError):
+        raise refused from None
+    if not (isinstance(key, builtins.list) and len(key) == 3):
+        raise refused
+    updated, created, conversation_id = key
+    if not all(
+        type(value) in (int, float) and math.isfinite(value) for value in (updated, created)
+    ) or not is_safe_id(conversation_id):
+        raise refused
+    return (float(updated), float(created), conversation_id)
+
+
+def check_limit(limit: int) -> int:
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidRequest(f"A page holds 1 to {MAX_PAGE_SIZE} conversations.")
+    return limit
+
+
+def page_of(
+    newest: Iterable[ConversationSummary], limit: int, cursor: str | None
+) -> ConversationPage:
+    """One page of ``newest`` (already newest first): ``limit`` items after ``cursor``."""
+    check_limit(limit)
+    after = decode_cursor(cursor) if cursor is not None else None
+    items: builtins.list[ConversationSummary] = []
+    for summary in newest:
+        if after is not None and summary.order >= after:
+            continue
+        if len(items) == limit:
+            return ConversationPage(tuple(items), encode_cursor(items[-1]))
+        items.append(summary)
+    return ConversationPage(tuple(items), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +208,13 @@ class ConversationStore(Protocol):
 
     def search(self, text: str, owner: str | None = None) -> builtins.list[ConversationSummary]:
         """Conversations whose title or any message contains ``text``, ignoring case."""
+        ...
+
+    def page(
+        self, owner: str | None, limit: int, cursor: str | None = None, search: str = ""
+    ) -> ConversationPage:
+        """``limit`` summaries after ``cursor``, newest first; only matches of ``search``
+        (as ``search`` finds them) when it is not blank."""
         ...
 
     def stats(self) -> CacheStats | None:

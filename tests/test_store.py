@@ -29,7 +29,7 @@ from chatui.codec import conversation_to_dict
 from chatui.errors import InvalidRequest, NotFound, StoreCorrupt, StoreError
 from chatui.filestore import FileStore
 from chatui.memstore import MemoryStore
-from chatui.store import ConversationStore
+from chatui.store import ConversationStore, ConversationSummary
 from chatui.tree import (
     Conversation,
     Settings,
@@ -72,6 +72,8 @@ def reopen(store: ConversationStore) -> ConversationStore:
 
 
 def reopen_file(store: FileStore) -> FileStore:
+    """The store opened again. Tests change files behind its back only while it is
+    closed: while open, the store owns its folder (filestore.py)."""
     store.close()
     return FileStore(store.data_dir)
 
@@ -256,7 +258,7 @@ def test_a_conversation_that_breaks_the_tree_is_refused_and_nothing_changes(
 ) -> None:
     conversation = chat()
     store.save(conversation)
-    before = sorted((p, p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file())
+    before = records(tmp_path)
     orphan = make_message("user", "lost", parent_id="no-such-message")
     broken = replace(conversation, messages={**conversation.messages, orphan.id: orphan})
 
@@ -268,8 +270,16 @@ def test_a_conversation_that_breaks_the_tree_is_refused_and_nothing_changes(
     assert store.load(conversation.id) == conversation
     assert [s.id for s in store.list()] == [conversation.id]
     assert not store.exists("../escape")
-    assert sorted((p, p.read_bytes()) for p in tmp_path.rglob("*") if p.is_file()) == before
+    assert records(tmp_path) == before
     assert list(tmp_path.parent.rglob("*escape*")) == []
+
+
+def records(folder: Path) -> list[tuple[Path, bytes]]:
+    """Every file but the catalog's (which SQLite touches on a read, too)."""
+    return sorted(
+        (p, p.read_bytes()) for p in folder.rglob("*")
+        if p.is_file() and not p.name.startswith("catalog.sqlite3")
+    )
 
 
 def test_concurrent_saves_to_different_conversations_lose_nothing(
@@ -361,7 +371,8 @@ def test_an_owner_sees_only_their_conversations_and_a_guess_tells_nothing(
         store.delete(alices.id, owner="bob")
     assert store.search("hello", owner="bob") == []
 
-    assert reopen(store).load(alices.id) == alices  # nothing bob did changed it
+    store = reopen(store)
+    assert store.load(alices.id) == alices  # nothing bob did changed it
     changed = store.update(alices.id, lambda c: append(c, "more"), owner="alice")
     assert store.load(alices.id, owner="alice") == changed
     store.delete(alices.id, owner="alice")
@@ -404,7 +415,7 @@ def run_threads(target: Callable[[Any], object], arguments: Sequence[Any]) -> No
     def guarded(argument: Any) -> None:
         try:
             target(argument)
-        except BaseException as error:  # noqa: BLE001 - reported below
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=guarded, args=(a,)) for a in arguments]
@@ -472,6 +483,7 @@ def test_a_corrupt_file_is_set_aside_with_a_readable_problem(
     content = make_content(file_store)
     good = chat("Good")
     file_store.save(good)
+    file_store.close()  # the folder changes while chatui is stopped
     file_of(file_store, "bad").write_bytes(content)
 
     again = reopen_file(file_store)
@@ -507,6 +519,7 @@ def test_a_file_spoiled_while_running_is_set_aside_when_loaded(
 def test_an_unreadable_entry_is_reported_and_left_in_place(file_store: FileStore) -> None:
     good = chat("Good")
     file_store.save(good)
+    file_store.close()  # the folder changes while chatui is stopped
     file_of(file_store, "folder").mkdir()
 
     again = reopen_file(file_store)
@@ -534,6 +547,7 @@ def test_leftover_temp_files_are_removed_at_start(file_store: FileStore) -> None
     file_store.save(conversation)
     folder = file_store.data_dir / "conversations"
     leftover = folder / f".{conversation.id}.json.k3j2.tmp"
+    file_store.close()  # the folder changes while chatui is stopped
     leftover.write_text('{"meta": {"1": {"schema_')
 
     again = reopen_file(file_store)
@@ -546,6 +560,7 @@ def test_leftover_temp_files_are_removed_at_start(file_store: FileStore) -> None
 
 def test_a_file_written_before_the_store_protocol_still_loads(file_store: FileStore) -> None:
     folder = file_store.data_dir / "conversations"
+    file_store.close()  # the folder changes while chatui is stopped
     (folder / WRITTEN_BEFORE.name).write_bytes(WRITTEN_BEFORE.read_bytes())
 
     again = reopen_file(file_store)
@@ -587,6 +602,7 @@ def test_a_version_0_file_is_migrated_and_rewritten_as_current_on_save(
     file_store: FileStore,
 ) -> None:
     conversation = chat("From v0", texts=("old question", "old answer"))
+    file_store.close()  # the folder changes while chatui is stopped
     write_v0(file_store, conversation)
 
     again = reopen_file(file_store)
@@ -611,6 +627,7 @@ def test_migrations_run_in_order_up_to_the_current_version(
     monkeypatch.setattr(storage, "SCHEMA_VERSION", 2)
     monkeypatch.setitem(storage.MIGRATIONS, 1, v1_to_v2)
     conversation = chat("Old")
+    file_store.close()  # the folder changes while chatui is stopped
     write_v0(file_store, conversation)
 
     assert reopen_file(file_store).load(conversation.id).title == "Old (v2)"
@@ -620,6 +637,7 @@ def test_a_file_from_a_newer_version_is_reported_and_left_alone(
     file_store: FileStore,
 ) -> None:
     path = file_of(file_store, "future")
+    file_store.close()  # the folder changes while chatui is stopped
     path.write_text('{"meta": {"1": {"schema_version": 99}}}')
 
     again = reopen_file(file_store)
@@ -673,6 +691,9 @@ def test_no_saved_message_is_lost_when_the_process_is_killed(tmp_path: Path) -> 
         with FileStore(tmp_path) as store:
             assert store.problems == [], f"seed {seed}, round {rounds}"
             assert len(store.list()) == 3
+            assert store.list() == [  # the catalog says what the files say
+                ConversationSummary.of(store.load(summary.id)) for summary in store.list()
+            ], f"seed {seed}, round {rounds}"
             stored = {
                 message_id
                 for summary in store.list()
