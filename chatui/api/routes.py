@@ -5,6 +5,7 @@ Mounted at ``/api/v1``. Every endpoint checks the bearer token first (see
 and calls the service only; errors become JSON bodies in ``errors``.
 
 - ``chats``: list, create, import, history, branch, delete;
+- ``branches``: the branch map (tree), prune a subtree, fork a path;
 - ``messages``: send (JSON or server-sent events, ``streaming``) and stop;
 - ``status``: the model server's health, the cache's statistics;
 - ``documents``: upload, list, delete, search (over the ``DocumentService``).
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPBearer
 
 from chatui.api.auth import bearer_check, token_owners
+from chatui.api.branches import branches_router
 from chatui.api.chats import chats_router
 from chatui.api.deps import bind, responses
 from chatui.api.documents import documents_router
@@ -42,6 +44,7 @@ def build_api(runtime: Runtime) -> APIRouter:
         responses=responses(401, by_ref=True) if tokens else {},
     )
     router.include_router(chats_router(route_class))
+    router.include_router(branches_router(route_class))
     router.include_router(messages_router(route_class))
     router.include_router(status_router(route_class))
     router.include_router(documents_router(route_class, lambda: runtime.documents))
