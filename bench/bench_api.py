@@ -88,16 +88,27 @@ async def read_api(client: httpx.AsyncClient, api: str, chat_id: str, tokens: in
                     stamps.append(time.perf_counter())
                 elif line == "event: error":
                     error = "event: error"
+                elif error == "event: error" and line.startswith("data: "):
+                    error = f"event: error {line[6:200]}"
     except httpx.HTTPError as failure:
         return _run_of(started, stamps, repr(failure))
     return _run_of(started, stamps, error if error or len(stamps) == tokens
                    else f"{len(stamps)} of {tokens} tokens")
 
 
+RESETS: list[str] = []  # requests that failed on the connection itself (not streams)
+
+
 async def new_chats(client: httpx.AsyncClient, api: str, count: int) -> list[str]:
-    chats = []
-    for _ in range(count):
-        response = await client.post(f"{api}/chats/new", json={})
+    """``count`` new chats; a request that fails on its connection (a reset) is counted in
+    ``RESETS`` and sent again."""
+    chats: list[str] = []
+    while len(chats) < count:
+        try:
+            response = await client.post(f"{api}/chats/new", json={})
+        except httpx.TransportError as error:
+            RESETS.append(f"POST /chats/new: {error!r}")
+            continue
         response.raise_for_status()
         chats.append(response.json()["id"])
     return chats
@@ -131,31 +142,72 @@ async def bench(backend: str, api: str, args: argparse.Namespace) -> None:
             print(f"  errors: {errors}")
 
         n, tokens = args.concurrent, args.concurrent_tokens
-        for label, make in (
-            ("through /api", lambda chats: [read_api(client, api, c, tokens) for c in chats]),
-            ("direct", lambda chats: [read_direct(client, backend, tokens) for _ in chats]),
-        ):
-            if label == "through /api":
-                chats = await new_chats(client, api, n)
-            else:
-                chats = [str(number) for number in range(n)]
-            started = time.perf_counter()
-            runs = await asyncio.gather(*make(chats))
-            wall = time.perf_counter() - started
-            ok = [r for r in runs if not r.error]
-            ttfts = [r.ttft_ms for r in ok]
-            print(f"\n{n} concurrent streams of {tokens} tokens, {label}:")
-            if ttfts:
-                p50, p95 = percentile(ttfts, 0.5), percentile(ttfts, 0.95)
-                print(f"  TTFT p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   max {max(ttfts):7.1f} ms")
-                rates = [r.tokens_per_second for r in ok]
-                print(f"  per-stream tokens/s: median {statistics.median(rates):7.1f}, "
-                      f"slowest {min(rates):7.1f}")
-            total = sum(r.tokens for r in runs)
-            print(f"  {total} tokens in {wall:5.2f} s ({total / wall:8.0f} tokens/s overall); "
-                  f"errors: {len(runs) - len(ok)}")
-            for error in sorted({r.error for r in runs if r.error}):
-                print(f"    {error}")
+        for _ in range(args.repeat):
+            await concurrent(client, backend, api, n, tokens)
+
+
+async def concurrent(client: httpx.AsyncClient, backend: str, api: str, n: int, tokens: int
+                     ) -> None:
+    counters = tcp_counters()
+    for label, make in (
+        ("through /api", lambda chats: [read_api(client, api, c, tokens) for c in chats]),
+        ("direct", lambda chats: [read_direct(client, backend, tokens) for _ in chats]),
+    ):
+        if label == "through /api":
+            chats = await new_chats(client, api, n)
+        else:
+            chats = [str(number) for number in range(n)]
+        started, cpu = time.perf_counter(), app_cpu_seconds()
+        runs = await asyncio.gather(*make(chats))
+        wall, cpu = time.perf_counter() - started, app_cpu_seconds() - cpu
+        ok = [r for r in runs if not r.error]
+        ttfts = [r.ttft_ms for r in ok]
+        print(f"\n{n} concurrent streams of {tokens} tokens, {label}:")
+        if ttfts:
+            p50, p95 = percentile(ttfts, 0.5), percentile(ttfts, 0.95)
+            print(f"  TTFT p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   max {max(ttfts):7.1f} ms")
+            rates = [r.tokens_per_second for r in ok]
+            print(f"  per-stream tokens/s: median {statistics.median(rates):7.1f}, "
+                  f"slowest {min(rates):7.1f}")
+        total = sum(r.tokens for r in runs)
+        print(f"  {total} tokens in {wall:5.2f} s ({total / wall:8.0f} tokens/s overall); "
+              f"errors: {len(runs) - len(ok)}")
+        if label == "through /api" and total:
+            print(f"  chatui's CPU time: {cpu:5.2f} s, {cpu / total * 1e6:6.1f} us per token")
+        for error in sorted({r.error for r in runs if r.error}):
+            print(f"    {error}")
+    changed = {name: value - counters.get(name, 0)
+               for name, value in tcp_counters().items() if value != counters.get(name, 0)}
+    print(f"  kernel TCP counters that moved (both runs, all of loopback): {changed or 'none'}")
+
+
+APP_PID = 0  # the chatui process being measured
+
+
+def app_cpu_seconds() -> float:
+    """User + system CPU seconds the chatui process has used so far (Linux; else 0)."""
+    try:
+        fields = Path(f"/proc/{APP_PID}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+TCP_COUNTERS = ("Prune", "Abort", "Overflow", "Drop", "Reset", "RcvQ", "Collapse", "Retrans")
+
+
+def tcp_counters() -> dict[str, int]:
+    """The kernel's TCP counters worth watching (``nstat -az``), or {} without nstat."""
+    try:
+        out = subprocess.run(["nstat", "-az"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {}
+    counters = {}
+    for line in out.splitlines()[1:]:
+        name, value, *_ = line.split()
+        if any(word.lower() in name.lower() for word in TCP_COUNTERS):
+            counters[name] = int(value)
+    return counters
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -172,6 +224,18 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 60) ->
     raise SystemExit(f"{url} did not answer in {timeout:g} s")
 
 
+def wait_for_log(path: Path, text: str, process: subprocess.Popen[bytes],
+                 timeout: float = 120) -> None:
+    """Wait for ``text`` in the app's log: the document model loads in the background after
+    start, and measuring while it loads would measure the loading."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if text in path.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    print(f"  (no {text!r} in the app's log after {timeout:g} s; measuring anyway)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=1000.0)
@@ -179,33 +243,65 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--concurrent", type=int, default=50)
     parser.add_argument("--concurrent-tokens", type=int, default=200)
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="run the concurrent part this many times")
+    parser.add_argument("--baseline-root", help="also measure the chatui tree in this folder "
+                        "first (e.g. `git archive HEAD | tar -x -C /tmp/base`), as the baseline")
     parser.add_argument("--synthetic-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.synthetic_port:
         serve_synthetic(args.synthetic_port, args.rate)
         return
 
-    backend_port, app_port = free_port(), free_port()
+    backend_port = free_port()
     backend = f"http://127.0.0.1:{backend_port}/v1"
+    synthetic = subprocess.Popen(
+        [sys.executable, __file__, "--synthetic-port", str(backend_port), "--rate", str(args.rate)])
+    try:
+        wait_for(f"{backend}/models", synthetic)
+        roots = [(Path(args.baseline_root), "BEFORE")] if args.baseline_root else []
+        for root, label in [*roots, (ROOT, "this tree")]:
+            print(f"\n===== chatui from {root} ({label}) =====")
+            run_app(root, backend, args)
+    finally:
+        synthetic.terminate()
+        synthetic.wait(timeout=10)
+
+
+def run_app(root: Path, backend: str, args: argparse.Namespace) -> None:
+    """Start chatui from ``root`` (its own data folder) and measure it."""
+    app_port = free_port()
     api = f"http://127.0.0.1:{app_port}/api/v1"
     with tempfile.TemporaryDirectory(prefix="chatui-bench-") as data_dir, \
             open(Path(data_dir) / "app.log", "wb") as log:
-        synthetic = subprocess.Popen(
-            [sys.executable, __file__, "--synthetic-port", str(backend_port),
-             "--rate", str(args.rate)])
         app = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--api-base", backend, "--host", "127.0.0.1",
+            [sys.executable, str(root / "app.py"), "--api-base", backend, "--host", "127.0.0.1",
              "--port", str(app_port), "--data-dir", data_dir, "--stall-timeout", "30"],
             stdout=subprocess.DEVNULL, stderr=log)
+        global APP_PID
+        APP_PID = app.pid
         try:
-            wait_for(f"{backend}/models", synthetic)
-            wait_for(f"{api}/chats", app)
-            print(f"synthetic model server: {backend}   chatui: {api}   CPUs: {os.cpu_count()}")
+            wait_for(f"{api}/chats", app, timeout=600)
+            wait_for_log(Path(data_dir) / "app.log", "document model is loaded", app, 600)
+            print(f"synthetic model server: {backend}   chatui: {api}   CPUs: {os.cpu_count()}"
+                  f"   load average: {os.getloadavg()[0]:.2f} (the machine is shared)")
             asyncio.run(bench(backend, api, args))
+            if RESETS:
+                print(f"\n  connection errors outside the streams: {len(RESETS)}: "
+                      f"{sorted(set(RESETS))}")
+                RESETS.clear()
         finally:
-            for process in (app, synthetic):
-                process.terminate()
-                process.wait(timeout=10)
+            app.terminate()
+            try:
+                app.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                app.kill()
+                app.wait()
+            logged = [line for line in (Path(data_dir) / "app.log").read_text(
+                errors="replace").splitlines()
+                if line.startswith(("ERROR", "WARNING", "Traceback"))]
+            if logged:
+                print("\nchatui's errors and warnings (last 20):\n" + "\n".join(logged[-20:]))
 
 
 if __name__ == "__main__":

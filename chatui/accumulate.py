@@ -75,6 +75,8 @@ class Accumulator:
 
     @property
     def tool_calls(self) -> tuple[ToolCall, ...]:
+        if not self._calls:  # read once per token: no tuple to build for plain text
+            return ()
         return tuple(
             ToolCall(id=parts.id or f"call_{number}", name=parts.name or "",
                      arguments="".join(parts.arguments))

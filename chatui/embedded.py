@@ -10,6 +10,11 @@ Invariants:
 
 - the child is started with ``--interrupt_requests False`` so one user's request
   never cuts off another's stream;
+- it runs ``threads`` threads (``--model-threads``), by default
+  ``default_threads()``: half the CPUs this process may use, at least one. The
+  app streams on the same CPUs, and llama.cpp's threads wait for each other at
+  every layer, so a thread the scheduler holds back stalls them all: on 2 cores
+  one thread beats two as soon as anything else runs (``bench/bench_threads.py``);
 - ``start()`` returns only once ``/v1/models`` answers; otherwise it raises
   ``EmbeddedServerError`` carrying the tail of the server's log;
 - ``restart()`` keeps the port when it can be bound again (so clients' base
@@ -100,6 +105,15 @@ def _walk(folder: resources.abc.Traversable) -> list[resources.abc.Traversable]:
         else:
             entries.append(entry)
     return entries
+
+
+def default_threads() -> int:
+    """The embedded model's threads unless told: half the usable CPUs, at least 1."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        usable = os.cpu_count() or 1
+    return max(1, usable // 2)
 
 
 def free_port() -> int:
@@ -237,7 +251,7 @@ class EmbeddedServer:
         self.model_path = model_path or packaged_model_path()
         self.alias = alias
         self.context = context
-        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.threads = threads or default_threads()
         self.startup_timeout = startup_timeout
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None

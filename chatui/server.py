@@ -25,12 +25,22 @@ on too (it runs only in a "launched" app, and a mounted one never is). The
 route takes files up to ``UPLOAD_HARD_CAP`` times ``--max-upload-mb``: the
 browser and the route refuse a whole batch for one file over their limit,
 while the library refuses a file over ``--max-upload-mb`` alone, by name.
+
+Keep-alive (``web_server``): an idle connection is closed after
+``KEEP_ALIVE_SECONDS``, longer than HTTP clients keep idle connections in their
+pools (httpx and Node 5 s, aiohttp 15 s), so a client does not reuse one just as
+the server closes it. And it is never closed while its next request waits
+unread (``_KeepAliveProtocol``): under load the event loop can run the idle
+timer after that request reached the socket but before reading it, and closing
+a socket with unread data sends a reset ("Connection reset by peer", the
+kernel's TCPAbortOnClose) to a client that did nothing wrong.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import struct
 import threading
 import time
 
@@ -38,6 +48,7 @@ import gradio as gr
 import uvicorn
 from fastapi import FastAPI
 from starlette.routing import Mount
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from chatui.api import build_api
 from chatui.csp import ImagePolicy
@@ -53,7 +64,15 @@ from chatui.visitors import (
     visitor_owner,
 )
 
+try:
+    from fcntl import ioctl
+    from termios import FIONREAD
+except ImportError:  # Windows: no way to ask; uvicorn's plain behaviour
+    ioctl = None  # type: ignore[assignment]
+
 log = logging.getLogger("chatui")
+
+KEEP_ALIVE_SECONDS = 75  # nginx's default; longer than the clients' idle pools
 
 
 def build_app(runtime: Runtime) -> FastAPI:
@@ -97,10 +116,40 @@ def build_app(runtime: Runtime) -> FastAPI:
 
 
 def web_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
-    """uvicorn serving ``app``; X-Forwarded-For is ``ClientAddresses``' business alone."""
+    """uvicorn serving ``app``; X-Forwarded-For is ``ClientAddresses``' business alone.
+
+    HTTP/1.1 through h11, with the keep-alive of the module docstring.
+    """
     return uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, log_level="warning", proxy_headers=False,
+        http=_KeepAliveProtocol, timeout_keep_alive=KEEP_ALIVE_SECONDS,
     ))
+
+
+class _KeepAliveProtocol(H11Protocol):
+    """uvicorn's h11 protocol, except that an idle connection whose next request has
+    already arrived is not closed: the timer starts again, and reading the request
+    (``data_received``) cancels it as usual."""
+
+    def timeout_keep_alive_handler(self) -> None:
+        if _unread_bytes(self.transport) > 0 and not self.transport.is_closing():
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self.timeout_keep_alive_handler)
+            return
+        super().timeout_keep_alive_handler()
+
+
+def _unread_bytes(transport: object) -> int:
+    """Bytes waiting in the connection's socket, not yet read (0 if unknown)."""
+    get_extra_info = getattr(transport, "get_extra_info", None)
+    sock = get_extra_info("socket") if get_extra_info is not None else None
+    if ioctl is None or sock is None:
+        return 0
+    try:
+        waiting = ioctl(sock.fileno(), FIONREAD, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return int(struct.unpack("i", waiting)[0])
 
 
 def _upload_route_limit(max_upload_mb: float) -> int | None:

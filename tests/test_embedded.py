@@ -12,15 +12,18 @@ import httpx
 import pytest
 
 from chatui.client import BackendClient
+from chatui.config import parse_config
 from chatui.embedded import (
     LOG_NAME,
     MODEL_ALIAS,
     EmbeddedServer,
     EmbeddedServerError,
+    default_threads,
     describe_exit,
     packaged_model_path,
     rotate_logs,
 )
+from chatui.errors import ConfigError
 from chatui.events import ContentDelta
 from tests.polling import PATIENCE, wait_until
 
@@ -38,6 +41,30 @@ def _alive(pid: int) -> bool:
             return stat.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def _threads_flag(server: EmbeddedServer) -> str:
+    command = server.command()
+    return command[command.index("--n_threads") + 1]
+
+
+@pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 1), (4, 2), (8, 4)])
+def test_the_model_gets_half_the_usable_cpus_unless_told(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, threads: int
+) -> None:
+    """On 2 cores, 2 threads ran 12x slower than 1 beside the app (bench/bench_threads.py)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)), raising=False)
+    assert default_threads() == threads
+    assert _threads_flag(EmbeddedServer()) == str(threads)
+    assert _threads_flag(EmbeddedServer(threads=3)) == "3"
+
+
+def test_model_threads_come_from_the_flag_or_the_environment() -> None:
+    assert parse_config([], environ={}).model_threads is None
+    assert parse_config(["--model-threads", "2"], environ={}).model_threads == 2
+    assert parse_config([], environ={"CHATUI_MODEL_THREADS": "3"}).model_threads == 3
+    with pytest.raises(ConfigError, match="--model-threads"):
+        parse_config(["--model-threads", "-1"], environ={})
 
 
 def test_packaged_model_is_found_without_download() -> None:
