@@ -49,6 +49,7 @@ from chatui.events import (
     ContentWasReasoning,
     Done,
     FinishReason,
+    PromptProgress,
     ReasoningDelta,
     StreamEvent,
     ToolCallDelta,
@@ -56,6 +57,8 @@ from chatui.events import (
 from chatui.sse import describe_error, parse_stream
 
 MAX_CONNECTIONS = 64
+# A connection that broke before any response byte: the request may be sent again.
+_BROKEN_BEFORE_ANSWER = (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 DRAIN_SECONDS = 1.0
 DRAIN_LINES = 100
 ERROR_BODY_LIMIT = 8192
@@ -107,13 +110,15 @@ class BackendClient:
             ) from None
 
     def stream_chat(
-        self, messages: list[dict[str, Any]], model: str | None, params: dict[str, Any]
+        self, messages: list[dict[str, Any]], model: str | None, params: dict[str, Any],
+        prompt: str | None = None,
     ) -> ChatStream:
-        """Start streaming an answer; ``params`` (sampling etc.) pass through as given."""
-        url = f"{self.base_url}/chat/completions"
+        """Start streaming an answer; ``params`` (sampling etc.) pass through as given.
+        With ``prompt``: a raw-prompt ``/completions`` instead (the embedded model's Continue)."""
+        url = f"{self.base_url}/{'chat/completions' if prompt is None else 'completions'}"
         stream_options = {**params.get("stream_options", {}), "include_usage": True}
-        body: dict[str, Any] = {**params, "messages": messages, "stream": True,
-                                "stream_options": stream_options}
+        what = {"messages": messages} if prompt is None else {"prompt": prompt}
+        body: dict[str, Any] = {**params, **what, "stream": True, "stream_options": stream_options}
         if model:
             body["model"] = model
         headers = {**self._headers, "Accept": "text/event-stream"}
@@ -214,7 +219,7 @@ class ChatStream:
         self._deadline = self._clock() + self._first_token_timeout
         _WATCHDOG.watch(self)
         try:
-            response = self._http.send(self._request, stream=True)
+            response = self._send()
         except (httpx.HTTPError, httpx.StreamError) as exc:
             raise self._failure(exc) from exc
         with self._lock:
@@ -232,9 +237,28 @@ class ChatStream:
                 self._answering = True
                 self._deadline = self._clock() + self._stall_timeout
                 _WATCHDOG.recheck()  # the stall limit may be shorter than the first
+            elif isinstance(event, PromptProgress):  # reading a long prompt: alive, not stuck
+                self._deadline = self._clock() + self._first_token_timeout
             if isinstance(event, Done):
                 self._drain(lines)
             yield event
+
+    def _send(self) -> httpx.Response:
+        """Send the request; once more, on a new connection, if the connection broke
+        before any of the answer came (``_BROKEN_BEFORE_ANSWER``).
+
+        A kept-alive connection can die under a request: the server closed it as
+        the request went out, or httpx's pool closed it as expired after handing it
+        to this request (a window of a thread's time slice, seconds on a loaded
+        machine; seen as "[Errno 9] Bad file descriptor" with 50 streams). Nothing
+        of the answer came, so the server answers nothing twice.
+        """
+        try:
+            return self._http.send(self._request, stream=True)
+        except _BROKEN_BEFORE_ANSWER:
+            if self._interruption is not None:
+                raise
+        return self._http.send(self._request, stream=True)
 
     def _drain(self, lines: Iterator[str]) -> None:
         """Read what follows ``[DONE]`` (normally just the end of the body).

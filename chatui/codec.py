@@ -9,6 +9,7 @@ a REST body) must pass before it is stored.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, fields
@@ -16,9 +17,20 @@ from functools import cache
 from typing import Any, get_args
 
 from chatui.settings import settings_from_stored
-from chatui.tree import Conversation, Message, Role, Settings, Source, Timings, ToolCall
+from chatui.tree import (
+    Conversation,
+    Message,
+    Provenance,
+    Role,
+    Settings,
+    Source,
+    Timings,
+    ToolCall,
+)
 
 ROLES = frozenset(get_args(Role))
+_PROVENANCE_TEXT = ("requested_model", "server_model", "server_build", "continue_mode", "trimmed")
+_PROVENANCE_CHARS = 20_000
 ID_CHARACTERS = r"[A-Za-z0-9_-]{1,128}"
 ID_PATTERN = f"^{ID_CHARACTERS}$"  # the same, as a JSON-schema pattern (the REST API's)
 _SAFE_ID = re.compile(ID_CHARACTERS)
@@ -35,11 +47,43 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def message_to_dict(message: Message) -> dict[str, Any]:
-    return asdict(message)
+    """The message as stored; fields added later are left out while empty, so a message
+    without them is written exactly as before they existed."""
+    data = asdict(message)
+    if message.made is None:
+        del data["made"]
+    else:
+        data["made"]["settings"] = dict(message.made.settings)
+    if message.timings is not None and message.timings.cached_tokens is None:
+        del data["timings"]["cached_tokens"]
+    return data
+
+
+def provenance_from_dict(data: Any) -> Provenance | None:
+    """``made`` as stored or imported: absent before it existed (None). What is not of
+    its type (a file or an import from outside) is left out, never passed on."""
+    if not isinstance(data, dict):
+        return None
+    values: dict[str, Any] = {}
+    for name in _PROVENANCE_TEXT:
+        value = data.get(name)
+        values[name] = value[:_PROVENANCE_CHARS] if isinstance(value, str) else None
+    tokens = data.get("context_tokens")
+    values["context_tokens"] = (tokens if isinstance(tokens, int)
+                                and not isinstance(tokens, bool) else None)
+    settings = data.get("settings")
+    pairs = settings.items() if isinstance(settings, dict) else ()
+    values["settings"] = tuple(
+        (str(k)[:_PROVENANCE_CHARS], v[:_PROVENANCE_CHARS] if isinstance(v, str) else v)
+        for k, v in pairs
+        if (isinstance(v, str | int | float | bool) or v is None)
+        and not (isinstance(v, float) and not math.isfinite(v)))
+    return Provenance(**values)
 
 
 def message_from_dict(data: dict[str, Any]) -> Message:
     values = _known(Message, data)
+    values["made"] = provenance_from_dict(values.get("made"))
     timings = values.get("timings")
     values["timings"] = Timings(**_known(Timings, timings)) if timings else None
     values["tool_calls"] = tuple(

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from chatui.errors import ConfigError, InvalidRequest
 from chatui.network import TrustedProxies, is_loopback
+from chatui.serverinfo import CONTINUE_MODES
 from chatui.settings import FIELDS, SettingField, Settings
 
 
@@ -50,6 +51,8 @@ class Config:
     concurrency_limit: int = 16
     max_queue: int = 64
     context: int = 4096
+    model_threads: int | None = None  # the embedded model's; None: embedded.default_threads()
+    continue_mode: str = "auto"  # chatui.serverinfo.CONTINUE_MODES
     connect_timeout: float = 10.0
     first_token_timeout: float = 120.0
     stall_timeout: float = 60.0
@@ -92,6 +95,15 @@ def _parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     backend.add_argument("--api-key", default=env("API_KEY", "OPENAI_API_KEY"))
     backend.add_argument("--context", type=int, default=int(env("CONTEXT") or 4096),
                          help="context size in tokens (embedded server's n_ctx, prompt budget)")
+    backend.add_argument("--model-threads", type=int,
+                         default=int(env("MODEL_THREADS") or 0) or None,
+                         help="the embedded model's CPU threads (default: half the CPUs)")
+    backend.add_argument("--continue-mode", default=env("CONTINUE_MODE") or "auto",
+                         choices=CONTINUE_MODES,
+                         help="how Continue asks the server to extend an answer: "
+                              "auto (detect), final-message (llama-server, vLLM), "
+                              "completions (the model's template on /v1/completions), "
+                              "resend (send the history again)")
     backend.add_argument("--connect-timeout", type=float,
                          default=float(env("CONNECT_TIMEOUT") or 10))
     backend.add_argument("--first-token-timeout", type=float,
@@ -276,6 +288,8 @@ def parse_config(
     args = _parser(environ).parse_args(argv)
     if not 0 < args.port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, not {args.port}.")
+    if args.model_threads is not None and args.model_threads < 1:
+        raise ConfigError(f"--model-threads must be at least 1, not {args.model_threads}.")
     try:
         config = _config(args, environ)
     except OSError as error:  # --auth-file or --api-tokens-file cannot be read
@@ -286,6 +300,10 @@ def parse_config(
             "Add --auth USER:PASSWORD (or --auth-file) so only people you choose can log in."
         )
     check_exposure(config)
+    if config.continue_mode == "completions" and not config.embedded:
+        raise ConfigError("--continue-mode completions works only with the embedded model "
+                          "(its chat template is read from its file); with --api-base use "
+                          "final-message, resend or auto.")
     return config
 
 
@@ -311,6 +329,8 @@ def _config(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
         concurrency_limit=args.concurrency_limit,
         max_queue=args.max_queue,
         context=args.context,
+        model_threads=args.model_threads,
+        continue_mode=args.continue_mode,
         connect_timeout=args.connect_timeout,
         first_token_timeout=args.first_token_timeout,
         stall_timeout=args.stall_timeout,

@@ -80,6 +80,38 @@ class ServerTimings:
     predicted_tokens: int | None
     predicted_ms: float | None
     predicted_per_second: float | None
+    cache_tokens: int | None = None  # prompt tokens reused from the server's cache (cache_n)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptProgress:
+    """llama-server reading the prompt (``return_progress``), before the first token.
+
+    ``cache`` tokens were already in its cache; the work is ``total - cache``.
+    """
+
+    processed: int
+    cache: int
+    total: int
+    time_ms: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        work = self.total - self.cache
+        return 1.0 if work <= 0 else min(max((self.processed - self.cache) / work, 0.0), 1.0)
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        if not self.time_ms:
+            return None
+        return max(self.processed - self.cache, 0) / (self.time_ms / 1000)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerBuild:
+    """Which build of the server answered (``system_fingerprint``)."""
+
+    fingerprint: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +136,6 @@ StreamEvent: TypeAlias = (
     | ServerTimings
     | FinishReason
     | Done
+    | PromptProgress
+    | ServerBuild
 )

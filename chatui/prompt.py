@@ -2,15 +2,17 @@
 
 The prompt is: the system prompt, then, when sources were retrieved, a block of
 numbered sources with the instruction to cite them as [n], then the messages of
-the branch. Sources are trimmed (lowest-ranked first, then shortened) so the
-whole prompt fits the model's context with room left for the answer.
+the branch. The branch is trimmed first (its oldest messages left out, never the
+last) and then the sources (lowest-ranked first, then shortened), so the whole
+prompt fits the model's context with room left for the answer; ``Prompt`` says
+what was left out, for the answer to tell.
 Token counts are estimated from characters, conservatively.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from chatui.tree import Message, Source
@@ -66,6 +68,50 @@ def history_messages(path: Sequence[Message]) -> list[dict[str, Any]]:
     return result
 
 
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """The request's messages, the sources that went in, and how many of the oldest
+    messages of the branch were left out so that the rest fits the context."""
+
+    messages: list[dict[str, Any]]
+    sources: list[Source]
+    dropped: int = 0
+
+
+def fit_history(history: list[dict[str, Any]], budget: int) -> tuple[list[dict[str, Any]], int]:
+    """The newest messages that fit ``budget`` tokens (the last one always), and how many
+    older ones were left out. A conversation starts with a question: so does what is kept."""
+    costs = [estimate_tokens(m["content"]) + 4 for m in history]
+    start, used = len(history), 0
+    while start > 0 and (used + costs[start - 1] <= budget or start == len(history)):
+        start -= 1
+        used += costs[start]
+    while 0 < start < len(history) - 1 and history[start]["role"] != "user":
+        start += 1
+    return history[start:], start
+
+
+def build_prompt(
+    path: Sequence[Message],
+    system_prompt: str,
+    sources: Sequence[Source],
+    context_tokens: int,
+    answer_tokens: int,
+) -> Prompt:
+    """The request for ``path``: the history trimmed (oldest first) to fit, then sources."""
+    history = history_messages(path)
+    room = context_tokens - answer_tokens - estimate_tokens(system_prompt) - 64
+    history, dropped = fit_history(history, room)
+    used = sum(estimate_tokens(m["content"]) + 4 for m in history)
+    kept = fit_sources(sources, room - used) if sources else []
+    block = _source_block(kept) if kept else ""
+    system_parts = [part for part in (system_prompt.strip(), block) if part]
+    messages: list[dict[str, Any]] = []
+    if system_parts:
+        messages.append({"role": "system", "content": "\n\n".join(system_parts)})
+    return Prompt(messages + history, kept, dropped)
+
+
 def build_messages(
     path: Sequence[Message],
     system_prompt: str,
@@ -74,14 +120,5 @@ def build_messages(
     answer_tokens: int,
 ) -> tuple[list[dict[str, Any]], list[Source]]:
     """Messages for the request, and the sources that actually went into it."""
-    history = history_messages(path)
-    used = sum(estimate_tokens(m["content"]) + 4 for m in history)
-    used += estimate_tokens(system_prompt)
-    budget = context_tokens - answer_tokens - used - 64
-    kept = fit_sources(sources, budget) if sources else []
-    block = _source_block(kept) if kept else ""
-    system_parts = [part for part in (system_prompt.strip(), block) if part]
-    messages: list[dict[str, Any]] = []
-    if system_parts:
-        messages.append({"role": "system", "content": "\n\n".join(system_parts)})
-    return messages + history, kept
+    prompt = build_prompt(path, system_prompt, sources, context_tokens, answer_tokens)
+    return prompt.messages, prompt.sources

@@ -17,21 +17,34 @@ The store is written once per answer, never per token.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import closing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from chatui import tree
+from chatui import codec, tree
 from chatui.accumulate import Accumulator
 from chatui.answer import Answer, Progress
 from chatui.errors import BackendError
-from chatui.events import ContentDelta, ContentWasReasoning, ReasoningDelta, ToolCallDelta
-from chatui.prompt import build_messages
-from chatui.tree import Conversation, Message, Settings, Source
+from chatui.events import (
+    ContentDelta,
+    ContentWasReasoning,
+    PromptProgress,
+    ReasoningDelta,
+    ServerBuild,
+    ToolCallDelta,
+)
+from chatui.prompt import build_prompt
+from chatui.serverinfo import ServerInfo
+from chatui.template import render_prefix
+from chatui.tree import Conversation, Message, Provenance, Settings, Source
 
 if TYPE_CHECKING:
     from chatui.client import BackendClient
     from chatui.store import ConversationStore
+    from chatui.client import ChatStream
+    from chatui.serverinfo import ServerFeatures
     from chatui.supervisor import BackendWatch
 
 
@@ -52,6 +65,7 @@ class ChatService(Protocol):
     retriever: Retriever | None
     default_model: str | None
     context_tokens: int
+    features: ServerFeatures | None
 
     def require_backend(self) -> None: ...
 
@@ -66,30 +80,104 @@ def produce(
     parent_id: str | None,
     override: Settings | None,
     continued: Message | None = None,
+    question: Callable[[], None] | None = None,
 ) -> Iterator[Progress]:
-    """The runner's job: retrieve, ask the model, publish each step, store the end."""
+    """The runner's job: retrieve, ask the model, publish each step, store the end.
+
+    ``question`` is the store write of the question (``ChatService.start_*``): it
+    runs on its own thread while the prompt is built and the request starts, so
+    the first token does not wait for the disk; it has ended before any step is
+    published and before the answer is stored (its error, if any, is the answer's).
+    """
+    written = _Written(question)
+    steps = _steps(service, answer, conversation, parent_id, override, continued, written.wait)
+    try:
+        with closing(steps):
+            for step in steps:
+                written.wait()
+                yield step
+            written.wait()  # an answer stopped before its request: the question still counts
+    finally:
+        written.join()
+
+
+class _Written:
+    """A store write run beside the request (``produce``'s ``question``)."""
+
+    def __init__(self, write: Callable[[], None] | None) -> None:
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        if write is not None:
+            self._thread = threading.Thread(target=self._run, args=(write,),
+                                            name="chatui-question", daemon=True)
+            self._thread.start()
+
+    def _run(self, write: Callable[[], None]) -> None:
+        try:
+            write()
+        except BaseException as error:  # given to the answer's reader by ``wait``
+            self._error = error
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def wait(self) -> None:
+        """Return once the write has ended; raise its error if it failed."""
+        self.join()
+        if self._error is not None:
+            raise self._error
+
+
+def _steps(
+    service: ChatService,
+    answer: Answer,
+    conversation: Conversation,
+    parent_id: str | None,
+    override: Settings | None,
+    continued: Message | None,
+    stored: Callable[[], None],
+) -> Generator[Progress, None, None]:
+    """``produce``'s steps: retrieve, ask the model, publish each step, store the end."""
     settings = override or conversation.settings
     model = settings.model or service.default_model
     path = tree.path_to(conversation, parent_id)
     if continued is not None:
         path.append(continued)
-    sources = _retrieve(service, conversation, path, settings)
+    found = _retrieve(service, conversation, path, settings)
     answer_tokens = settings.max_tokens or DEFAULT_ANSWER_TOKENS
-    messages, sources = build_messages(
-        path, settings.system_prompt, sources, service.context_tokens, answer_tokens
+    info = service.features.info() if service.features is not None else None
+    context = (info.context_tokens if info else None) or service.context_tokens
+    prompt = build_prompt(path, settings.system_prompt, found, context, answer_tokens)
+    messages, sources = prompt.messages, prompt.sources
+    made = Provenance(
+        requested_model=model, settings=tuple(codec.settings_to_dict(settings).items()),
+        context_tokens=context, trimmed=_trimmed(found, sources, prompt.dropped),
+        server_build=info.build if info else None,
     )
-    draft = continued or tree.make_message(
-        "assistant", "", parent_id, model=model, sources=tuple(sources), status="streaming"
-    )
+    if continued is not None:
+        made = replace(continued.made or made,
+                       continue_mode=info.continue_mode if info else "resend")
+        draft = replace(continued, made=made)
+    else:
+        draft = tree.make_message("assistant", "", parent_id, model=model,
+                                  sources=tuple(sources), status="streaming", made=made)
     if answer.stopped:
         return  # stopped while the documents were searched: nothing was asked
     accumulator = Accumulator()
     service.require_backend()
-    stream = service.backend.stream_chat(messages, model, settings.sampling())
+    stream = _ask(service, info, messages, model, settings, continued is not None)
     answer.attach(stream)
     try:
         for event in stream:
             accumulator.add(event)
+            if isinstance(event, PromptProgress) and not _has_output(accumulator):
+                yield Progress(conversation, draft, prompt=event)
+                continue
+            if isinstance(event, ServerBuild):
+                made = replace(made, server_build=event.fingerprint)
+                draft = replace(draft, made=made)
+                continue
             if isinstance(event, ContentDelta):
                 content_delta, reasoning_delta = event.text, ""
             elif isinstance(event, ReasoningDelta):
@@ -109,6 +197,7 @@ def produce(
             failure = (service.watch.explain(error)
                        if service.watch is not None and isinstance(error, BackendError)
                        else error)
+            stored()  # the question first
             _keep_partial(service, conversation, draft, accumulator, continued, "error",
                           str(failure))
             if failure is error:
@@ -120,7 +209,38 @@ def produce(
         return  # stopped before the first token: no ghost message
     status: tree.Status = "stopped" if answer.stopped else "complete"
     final = _with_accumulated(draft, accumulator, continued, status)
+    stored()  # the question first
     yield Progress(_store_answer(service, conversation, final, continued), final, done=True)
+
+
+def _ask(
+    service: ChatService, info: ServerInfo | None, messages: list[dict[str, object]],
+    model: str | None, settings: Settings, continuing: bool,
+) -> ChatStream:
+    """Send the request the way this server continues an answer, when continuing."""
+    params = settings.sampling()
+    if info is not None and info.reports_progress:
+        params["return_progress"] = True
+    if not continuing or info is None:
+        return service.backend.stream_chat(messages, model, params)
+    if info.continue_mode == "completions" and service.features is not None \
+            and service.features.template is not None:
+        prompt = render_prefix(service.features.template, messages)
+        return service.backend.stream_chat(messages, model, params, prompt=prompt)
+    return service.backend.stream_chat(messages, model, {**params, **info.continue_params()})
+
+
+def _trimmed(found: Sequence[Source], kept: Sequence[Source], dropped: int) -> str | None:
+    """In words, what of the history and the sources was left out to fit the context."""
+    shortened = sum(1 for source, fitted in zip(found, kept, strict=False)
+                    if fitted.snippet != source.snippet)
+    left_out = len(found) - len(kept)
+    parts = [f"the {dropped} oldest messages of the chat left out"] if dropped else []
+    if left_out:
+        parts.append(f"{left_out} of {len(found)} sources left out")
+    if shortened:
+        parts.append(f"{shortened} {'source' if shortened == 1 else 'sources'} shortened")
+    return (", ".join(parts) + " to fit the context.") if parts else None
 
 
 def _retrieve(
@@ -181,13 +301,21 @@ def _with_accumulated(
 ) -> Message:
     base_content = continued.content if continued else ""
     base_reasoning = continued.reasoning if continued else ""
+    made = draft.made
+    if made is not None and accumulator.model:
+        made = replace(made, server_model=accumulator.model)
+    server = accumulator.server_timings
+    timings = accumulator.timings() if _has_output(accumulator) else draft.timings
+    if timings is not None and server is not None and server.cache_tokens is not None:
+        timings = replace(timings, cached_tokens=server.cache_tokens)
     return replace(
         draft,
+        made=made,
         content=base_content + accumulator.content,
         reasoning=base_reasoning + accumulator.reasoning,
         tool_calls=(continued.tool_calls if continued else ()) + accumulator.tool_calls,
         model=_display_model(accumulator.model, draft.model),
-        timings=accumulator.timings() if _has_output(accumulator) else draft.timings,
+        timings=timings,
         status=status,
         error=None,
     )

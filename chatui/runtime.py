@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import cast
 
 from rag_index import Embedder, Library
 
@@ -37,8 +38,10 @@ from chatui.errors import BackendError
 from chatui.filestore import FileStore
 from chatui.limits import Limits, UserLimits
 from chatui.retrieval import LibraryRetriever
+from chatui.serverinfo import ContinueMode, ServerFeatures
 from chatui.service import ChatService
 from chatui.supervisor import BackendWatch, EmbeddedSupervisor, ExternalWatch
+from chatui.template import chat_template_of
 from chatui.uploads import DocumentUploads
 from chatui.users import IdentityMode, identity_mode, is_shared
 
@@ -70,6 +73,26 @@ def pick_default_model(config: Config, backend: BackendClient) -> str | None:
                     error)
         return None
     return models[0] if models else None
+
+
+def server_features(
+    config: Config, backend: BackendClient, embedded: EmbeddedServer | None
+) -> ServerFeatures:
+    """How this server continues answers (``chatui.serverinfo``): the embedded model's
+    own chat template, read from its GGUF, makes Continue a true prefix fill."""
+    template = None
+    if embedded is not None and config.continue_mode in ("auto", "completions"):
+        try:
+            template = chat_template_of(embedded.model_path)
+        except (OSError, ValueError) as error:
+            log.warning("The embedded model's chat template could not be read (%s); "
+                        "Continue sends the history again instead.", error)
+    mode = config.continue_mode
+    if mode == "completions" and template is None:
+        mode = "resend"
+    return ServerFeatures(backend, cast(ContinueMode, mode), template,
+                          config.context if embedded is not None else None,
+                          api_key=config.api_key, timeout=config.connect_timeout)
 
 
 def identity_of(config: Config) -> IdentityMode:
@@ -107,7 +130,8 @@ def open_runtime(config: Config) -> Iterator[Runtime]:
         if config.embedded:
             print("Starting the embedded model (SmolLM2-135M-Instruct)...",
                   file=sys.stderr, flush=True)
-            embedded = EmbeddedServer(context=config.context, log_dir=config.data_dir / "logs")
+            embedded = EmbeddedServer(context=config.context, threads=config.model_threads,
+                                      log_dir=config.data_dir / "logs")
             supervisor = cleanup.enter_context(EmbeddedSupervisor(embedded))
             api_base = embedded.base_url
         assert api_base is not None
@@ -132,6 +156,7 @@ def open_runtime(config: Config) -> Iterator[Runtime]:
             store, backend, default_model=pick_default_model(config, backend),
             defaults=config.defaults, context_tokens=config.context,
             retriever=LibraryRetriever(library), limits=limits_for(config), watch=watch,
+            features=server_features(config, backend, embedded),
         )
         documents = DocumentService(DocumentUploads(library, service.limits), service)
         yield Runtime(config, backend, service, library, embedded, documents)

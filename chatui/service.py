@@ -8,7 +8,9 @@ nothing below it knows about them. Data flows one way:
 Rules it keeps:
 
 - The store is written once per finished step (the user message, the final or
-  stopped answer), never per streamed token.
+  stopped answer), never per streamed token. The user message is written by
+  the runner while the request starts (``runner.produce``), and is on disk
+  before any step is shown or the answer stored.
 - One generation at a time per conversation; a second one raises
   ``ConversationBusy`` instead of interleaving writes into the same tree.
 - A failed answer with no content never reaches the tree or the store; a
@@ -44,12 +46,14 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from chatui import tree
-from chatui.answer import Answer, Progress
+from chatui.answer import Answer, Follower, Progress
 from chatui.client import BackendClient
 from chatui.errors import ConversationBusy, InvalidRequest, NotFound
 from chatui.limits import Admission, Limits, UserLimits
 from chatui.runner import Retriever, produce
-from chatui.store import ConversationStore, ConversationSummary
+from chatui.store import ConversationPage, ConversationStore, ConversationSummary
+from chatui.context import ContextUse, context_use
+from chatui.serverinfo import ServerFeatures
 from chatui.supervisor import BackendHealth, BackendWatch
 from chatui.tree import Conversation, Message, Settings
 
@@ -70,9 +74,11 @@ class ChatService:
         context_tokens: int = 4096,
         limits: Limits | None = None,
         watch: BackendWatch | None = None,
+        features: ServerFeatures | None = None,
     ) -> None:
         self.store = store
         self.watch = watch
+        self.features = features  # how this server continues, its n_ctx (chatui.serverinfo)
         self.backend = backend
         self.default_model = default_model
         self.defaults = defaults or Settings()
@@ -81,6 +87,8 @@ class ChatService:
         self.limits = limits or Limits(UserLimits.none())
         self._running: dict[str, Answer] = {}  # conversation id -> its answer
         self._admissions: dict[Answer, Admission | None] = {}
+        self._owners: dict[Answer, str] = {}  # a launched answer -> its conversation's owner
+        self._models: tuple[str, ...] | None = None  # the last list the model server gave
         self._lock = threading.Lock()
 
     # ----- queries -------------------------------------------------------
@@ -101,8 +109,25 @@ class ChatService:
     def search(self, text: str, owner: str) -> list[ConversationSummary]:
         return self.store.search(text, owner=owner)
 
+    def conversation_page(
+        self, owner: str, limit: int = 50, cursor: str | None = None, search: str = ""
+    ) -> ConversationPage:
+        """Newest first; ``next_cursor`` asks for the next page (a forged one: InvalidRequest)."""
+        return self.store.page(owner, limit, cursor, search)
+
     def models(self) -> list[str]:
-        return self.backend.list_models()
+        """The model server's models. While an answer is being generated, the list known
+        from before: a server with one slot (the embedded one) would answer only after
+        that answer ends, and a page (re)opened meanwhile would wait for it."""
+        with self._lock:
+            busy = any(answer.started and not answer.ended for answer in self._running.values())
+            known = self._models
+        if busy and known is not None:
+            return list(known)
+        models = self.backend.list_models()
+        with self._lock:
+            self._models = tuple(models)
+        return models
 
     def backend_health(self) -> BackendHealth | None:
         """How the model server is doing (None when nothing watches it)."""
@@ -118,6 +143,24 @@ class ChatService:
         self.conversation(conversation_id, owner)
         with self._lock:
             return conversation_id in self._running
+
+    def follow(self, conversation_id: str, owner: str) -> Follower | None:
+        """A new reader of the answer being generated in this (``owner``'s) chat, if any:
+        the answer so far, then the rest (a page re-attaching). It never stops the answer."""
+        self.conversation(conversation_id, owner)  # another's chat is NotFound
+        with self._lock:
+            answer = self._running.get(conversation_id)
+        if answer is None or not answer.started or answer.ended:
+            return None
+        return answer.follow()
+
+    def answering(self, owner: str) -> frozenset[str]:
+        """The ids of ``owner``'s chats with an answer being generated now (the sidebar's
+        mark, ``ui.sidebar``; no store access). A quick change's claim is not listed."""
+        with self._lock:
+            return frozenset(cid for cid, answer in self._running.items()
+                             if answer.started and not answer.ended
+                             and self._owners.get(answer) == owner)
 
     # ----- commands on conversations ---------------------------------------
 
@@ -236,8 +279,7 @@ class ChatService:
                 conversation = tree.rename(conversation, tree.title_from(text))
             user = tree.make_message("user", text, parent_id)
             conversation = tree.add_message(conversation, user)
-            self.store.save(conversation)
-            return self._launch(answer, conversation, user.id, settings)
+            return self._launch(answer, conversation, user.id, settings, question=True)
 
     def start_chat(
         self, text: str, *, owner: str, settings: Settings | None = None,
@@ -260,8 +302,7 @@ class ChatService:
                     self._admissions[answer], admission = admission, None
                 user = tree.make_message("user", text, None)
                 conversation = tree.add_message(conversation, user)
-                self.store.save(conversation)
-                return self._launch(answer, conversation, user.id, None)
+                return self._launch(answer, conversation, user.id, None, question=True)
         finally:
             if admission is not None:
                 admission.release()
@@ -306,17 +347,34 @@ class ChatService:
 
     def start_retry(
         self, conversation_id: str, message_id: str, *, owner: str, model: str | None = None,
-        address: str | None = None,
+        address: str | None = None, settings: Settings | None = None,
     ) -> Answer:
-        """An answer to a user message, e.g. one whose first answer failed."""
+        """An answer to a user message (one whose answer failed; ``settings``: not the chat's)."""
         self.conversation(conversation_id, owner)
         with self._claim(conversation_id) as answer:
             conversation = self.conversation(conversation_id, owner)
             if conversation.message(message_id).role != "user":
                 raise InvalidRequest("Only your own messages can be answered.")
             self._admit(answer, conversation, address)
-            settings = replace(conversation.settings, model=model) if model else None
+            if model:
+                settings = replace(settings or conversation.settings, model=model)
             return self._launch(answer, conversation, message_id, settings)
+
+    def start_reproduce(
+        self, conversation_id: str, message_id: str, *, owner: str, address: str | None = None,
+    ) -> Answer:
+        """Answer again beside ``message_id`` as it was made: its model, settings and seed."""
+        old = self.conversation(conversation_id, owner).message(message_id)
+        if old.role != "assistant" or old.parent_id is None:
+            raise InvalidRequest("Only an answer can be retried with its settings.")
+        return self.start_retry(conversation_id, old.parent_id, owner=owner, address=address,
+                                settings=old.made.as_settings() if old.made else None)
+
+    def context_use(self, conversation_id: str, owner: str, draft: str = "") -> ContextUse:
+        """How full the model's context is on the active branch, and whether ``draft`` fits."""
+        info = self.features.info() if self.features is not None else None
+        return context_use(self.conversation(conversation_id, owner),
+                           (info.context_tokens if info else None) or self.context_tokens, draft)
 
     def stop(self, conversation_id: str, owner: str) -> bool:
         """Stop the answer being generated in a conversation; True if there was one."""
@@ -353,6 +411,7 @@ class ChatService:
             if self._running.get(answer.conversation_id) is answer:
                 del self._running[answer.conversation_id]
             admission = self._admissions.pop(answer, None)
+            self._owners.pop(answer, None)
         if admission is not None:
             admission.release()
         if not answer.started:
@@ -372,7 +431,14 @@ class ChatService:
         parent_id: str | None,
         override: Settings | None,
         continued: Message | None = None,
+        question: bool = False,
     ) -> Answer:
-        job = produce(self, answer, conversation, parent_id, override, continued)
+        """Run the answer; with ``question``, ``conversation`` (holding the new question) is
+        stored by the runner while the request starts, before any step is shown."""
+        stored = conversation
+        job = produce(self, answer, conversation, parent_id, override, continued,
+                      (lambda: self.store.save(stored)) if question else None)
+        with self._lock:
+            self._owners[answer] = conversation.owner
         answer.run(job, on_end=lambda: self._release(answer))
         return answer

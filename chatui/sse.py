@@ -39,7 +39,9 @@ from chatui.events import (
     Done,
     FinishReason,
     ModelName,
+    PromptProgress,
     ReasoningDelta,
+    ServerBuild,
     ServerTimings,
     StreamEvent,
     ToolCallDelta,
@@ -164,6 +166,12 @@ class _ChunkReader:
         if model and not self._model_sent:
             self._model_sent = True
             events.append(ModelName(str(model)))
+            fingerprint = chunk.get("system_fingerprint")
+            if isinstance(fingerprint, str) and fingerprint:
+                events.append(ServerBuild(fingerprint[:200]))
+        progress = chunk.get("prompt_progress")
+        if isinstance(progress, dict):
+            events.extend(_prompt_progress(progress))
         choices = chunk.get("choices") or []
         choice = choices[0] if choices and isinstance(choices[0], dict) else {}
         delta = choice.get("delta") or {}
@@ -171,6 +179,8 @@ class _ChunkReader:
         if isinstance(reasoning, str) and reasoning:
             events.append(ReasoningDelta(reasoning))
         content = delta.get("content")
+        if content is None and "text" in choice:  # /v1/completions sends choices[0].text
+            content = choice.get("text")
         if isinstance(content, str) and content:
             events.extend(self._think.feed(content))
         for call in delta.get("tool_calls") or []:
@@ -193,6 +203,7 @@ class _ChunkReader:
             events.append(ServerTimings(
                 timings.get("prompt_n"), timings.get("prompt_ms"), timings.get("predicted_n"),
                 timings.get("predicted_ms"), timings.get("predicted_per_second"),
+                timings.get("cache_n"),
             ))
         return events
 
@@ -266,10 +277,26 @@ class _ThinkSplitter:
 
 def _partial_tag_length(text: str, tag: str) -> int:
     """Length of the longest end of ``text`` that is a proper start of ``tag``."""
+    if tag[0] not in text:  # nearly every token: no tag can be starting (cost per token)
+        return 0
     for length in range(min(len(tag) - 1, len(text)), 0, -1):
         if text.endswith(tag[:length]):
             return length
     return 0
+
+
+def _prompt_progress(progress: dict[str, Any]) -> list[StreamEvent]:
+    """llama-server's ``prompt_progress`` object, if its numbers are numbers."""
+    values: list[int] = []
+    for name in ("processed", "cache", "total"):
+        value = progress.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            return []
+        values.append(value)
+    time_ms = progress.get("time_ms")
+    ms = (float(time_ms) if isinstance(time_ms, int | float)
+               and not isinstance(time_ms, bool) and time_ms >= 0 else None)
+    return [PromptProgress(values[0], values[1], values[2], ms)]
 
 
 def _loads_or_text(text: str) -> Any:

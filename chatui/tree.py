@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from chatui.errors import InvalidRequest, NotFound
-from chatui.settings import Settings
+from chatui.settings import Settings, settings_from_stored
 
 Role = Literal["system", "user", "assistant", "tool"]
 Status = Literal["complete", "stopped", "error", "streaming"]
@@ -47,6 +47,37 @@ class Timings:
     tokens_per_second: float | None = None
     total_ms: float | None = None
     source: Literal["server", "client"] = "client"
+    cached_tokens: int | None = None  # prompt tokens the server reused from its cache
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """How an answer was made: what was asked for, and what the server said it was.
+
+    ``settings`` are the conversation's settings the request used (name, value
+    pairs, as ``Settings`` fields): enough to ask again the same way.
+    ``trimmed`` says in words what was left out to fit the context, if anything.
+    """
+
+    requested_model: str | None = None
+    settings: tuple[tuple[str, Any], ...] = ()
+    server_model: str | None = None
+    server_build: str | None = None
+    context_tokens: int | None = None
+    continue_mode: str | None = None
+    trimmed: str | None = None
+
+    def setting(self, name: str) -> Any:
+        return dict(self.settings).get(name)
+
+    def as_settings(self) -> Settings | None:
+        """The settings to ask again the same way (None when none were kept)."""
+        if not self.settings:
+            return None
+        settings = settings_from_stored(dict(self.settings))
+        if self.requested_model and not settings.model:
+            settings = replace(settings, model=self.requested_model)
+        return settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +113,7 @@ class Message:
     sources: tuple[Source, ...] = ()
     status: Status = "complete"
     error: str | None = None
+    made: Provenance | None = None
 
 
 @dataclass(frozen=True, slots=True)

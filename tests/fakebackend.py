@@ -4,9 +4,11 @@
 on a free port; ``base_url`` ends in ``/v1``. It serves:
 
 - ``GET /v1/models``: the ids in ``models``;
-- ``POST /v1/chat/completions``: the next ``Script`` given to ``enqueue`` (first
-  in, first out), or, when none is queued, a short default answer
-  ("Hello from the fake backend.").
+- ``POST /v1/chat/completions`` (and ``/v1/completions``): the next ``Script``
+  given to ``enqueue`` (first in, first out), or, when none is queued, a short
+  default answer ("Hello from the fake backend.");
+- ``GET /props`` and ``GET /version`` (beside ``/v1``) when ``props`` / ``version``
+  are set: a llama-server's or a vLLM's self-description; else 404 as before.
 
 A ``Script`` is a status, headers and a list of ``(delay_seconds, raw_text)``
 pieces, each written and flushed on its own (HTTP chunked encoding), so tests
@@ -132,8 +134,11 @@ class Received:
 class FakeBackend:
     """A running fake server; ``close()`` (or leaving ``with``) stops it."""
 
-    def __init__(self, models: list[str] | None = None) -> None:
+    def __init__(self, models: list[str] | None = None, *, props: dict[str, Any] | None = None,
+                 version: dict[str, Any] | None = None) -> None:
         self.models = list(models or [DEFAULT_MODEL])
+        self.props = props  # GET /props answers this when set (a llama-server)
+        self.version = version  # GET /version answers this when set (a vLLM)
         self.received: list[Received] = []
         self.disconnects = 0
         self._scripts: collections.deque[Script] = collections.deque()
@@ -151,6 +156,11 @@ class FakeBackend:
     def requests(self) -> list[Any]:
         """JSON bodies of the chat completion requests, oldest first."""
         return [r.body for r in self.received if r.path.endswith("/chat/completions")]
+
+    @property
+    def completion_requests(self) -> list[Any]:
+        """JSON bodies of the raw-prompt ``/v1/completions`` requests, oldest first."""
+        return [r.body for r in self.received if r.path.rstrip("/") == "/v1/completions"]
 
     def enqueue(self, *scripts: Script) -> None:
         """Scripts for the next chat requests, played in order."""
@@ -201,6 +211,10 @@ def _handler_for(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
             if self.path.rstrip("/") == "/v1/models":
                 data = [{"id": m, "object": "model", "owned_by": "fake"} for m in backend.models]
                 self._play(Script.json_response({"object": "list", "data": data}))
+            elif self.path.rstrip("/") == "/props" and backend.props is not None:
+                self._play(Script.json_response(backend.props))
+            elif self.path.rstrip("/") == "/version" and backend.version is not None:
+                self._play(Script.json_response(backend.version))
             else:
                 self._play(Script.error(404, "Not Found"))
 
@@ -212,7 +226,7 @@ def _handler_for(backend: FakeBackend) -> type[BaseHTTPRequestHandler]:
                 body = raw.decode("utf-8", errors="replace")
             backend.received.append(
                 Received("POST", self.path, dict(self.headers), body, self.client_address[1]))
-            if self.path.rstrip("/") != "/v1/chat/completions":
+            if self.path.rstrip("/") not in ("/v1/chat/completions", "/v1/completions"):
                 self._play(Script.error(404, "Not Found"))
             elif not isinstance(body, dict):
                 self._play(Script.error(400, {"error": {"message": "Body is not JSON."}}))

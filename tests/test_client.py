@@ -323,3 +323,56 @@ def test_a_body_that_ends_without_done_is_complete_only_after_a_finish_reason(
     assert [e.text for e in received if isinstance(e, ContentDelta)] == [
         "The first half", " of an ans"]
     assert Done() not in received
+
+
+_SSE_BODY = (b'data: {"model": "m", "choices": [{"index": 0, "delta": {"content": "Hello"}}]}\n\n'
+             b"data: [DONE]\n\n")
+_SSE_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(_SSE_BODY), _SSE_BODY))
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    """One whole HTTP request (headers, then Content-Length bytes of body)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        piece = conn.recv(65536)
+        if not piece:
+            return data
+        data += piece
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head
+
+
+def test_a_kept_alive_connection_that_dies_under_the_request_is_tried_again() -> None:
+    """The server closes the kept-alive connection as the next request arrives (or the
+    pool closed it under the request): nothing of the answer came, so the request goes
+    again on a new connection, once, and the answer arrives."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    connections: list[int] = []
+
+    def serve() -> None:
+        with listener:
+            first, _ = listener.accept()
+            with first:
+                connections.append(1)
+                _read_request(first)
+                first.sendall(_SSE_RESPONSE)  # kept alive
+                _read_request(first)  # the second request: closed without an answer
+            second, _ = listener.accept()
+            with second:
+                connections.append(2)
+                _read_request(second)
+                second.sendall(_SSE_RESPONSE)
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    with BackendClient(f"http://127.0.0.1:{port}/v1", first_token_timeout=PATIENCE) as backend:
+        assert fold(backend.stream_chat(HELLO, None, {})).content == "Hello"
+        assert fold(backend.stream_chat(HELLO, None, {})).content == "Hello"
+    server.join(PATIENCE)
+    assert connections == [1, 2]

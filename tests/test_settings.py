@@ -70,7 +70,8 @@ def _settings_flags() -> list[str]:
 def test_rest_flags_form_and_value_have_exactly_the_same_fields() -> None:
     assert set(ChatCreate.model_fields) - {"title"} == set(NAMES)
     assert list(SettingsRecord.model_fields) == NAMES
-    overridable = set(MessageCreate.model_fields) - {"content", "parent_id", "regenerate_id"}
+    overridable = set(MessageCreate.model_fields) - {
+        "content", "parent_id", "regenerate_id", "continue_id", "reproduce_id"}
     assert overridable == {"model", *(s.name for s in FIELDS if s.sampling)}
     assert _settings_flags() == NAMES
     assert list(FORM_FIELDS) == NAMES

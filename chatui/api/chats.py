@@ -1,4 +1,4 @@
-"""REST endpoints on chats as a whole: list, create, import, history, branch, delete.
+"""REST endpoints on chats as a whole: list (paged), create, import, history, branch, delete.
 
 Each is a thin translation between HTTP and ``ChatService`` (see ``deps``):
 the caller is ``Owner``, another owner's chat is 404 like one that does not
@@ -10,32 +10,62 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Body, Query, Response
+from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 
-from chatui import codec, tree
+from chatui import tree
 from chatui.api.deps import Owner, Service, check_model, responses
+from chatui.api.importing import IMPORT_BODY, import_chats
 from chatui.api.schemas import (
     BranchSwitch,
     ChatCreate,
     ChatExport,
-    ChatImport,
     ChatRecord,
     ChatSummaryRecord,
 )
-from chatui.codec import tree_problem
-from chatui.errors import InvalidRequest
 from chatui.export import conversation_markdown
+from chatui.store import MAX_PAGE_SIZE
+
+NEXT_CURSOR = "X-Next-Cursor"
 
 
 def chats_router(route_class: type[APIRoute]) -> APIRouter:
     router = APIRouter(route_class=route_class)
 
-    @router.get("/chats", summary="List chats", response_model=list[ChatSummaryRecord])
-    def list_chats(service: Service, owner: Owner) -> list[ChatSummaryRecord]:
-        """Your chats, most recently updated first."""
-        return [ChatSummaryRecord.of(s) for s in service.conversations(owner)]
+    @router.get(
+        "/chats", summary="List chats", response_model=list[ChatSummaryRecord],
+        responses={**responses(422), 200: {"description": "One page of chats.", "headers": {
+            NEXT_CURSOR: {"description": "The `cursor` of the next page; absent on the last.",
+                          "schema": {"type": "string"}},
+        }}},
+    )
+    def list_chats(
+        service: Service,
+        owner: Owner,
+        response: Response,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Chats per page")] = 50,
+        cursor: Annotated[str | None, Query(
+            max_length=400, description=f"From the `{NEXT_CURSOR}` header of the page before",
+        )] = None,
+        q: Annotated[str, Query(
+            max_length=1000, description="Only chats whose title or a message contains this",
+        )] = "",
+    ) -> list[ChatSummaryRecord]:
+        """Your chats, most recently updated first, a page at a time.
+
+        When there are more, the `X-Next-Cursor` header holds the `cursor` that
+        asks for the next page (and `Link` points at it, `rel="next"`).
+        """
+        page = service.conversation_page(owner, limit, cursor, q)
+        if page.next_cursor is not None:
+            response.headers[NEXT_CURSOR] = page.next_cursor
+            query = {"limit": limit, "cursor": page.next_cursor} | ({"q": q} if q else {})
+            more = urlencode(query)
+            response.headers["Link"] = f'<?{more}>; rel="next"'
+        return [ChatSummaryRecord.of(s) for s in page.items]
 
     @router.post("/chats/new", summary="Create a chat", status_code=201,
                  response_model=ChatRecord, responses=responses(422))
@@ -51,17 +81,14 @@ def chats_router(route_class: type[APIRoute]) -> APIRouter:
         return ChatRecord.of(service.create(owner, body.title, settings))
 
     @router.post("/chats/import", summary="Import an exported chat", status_code=201,
-                 response_model=ChatRecord, responses=responses(422))
-    def import_chat(service: Service, owner: Owner, body: ChatImport) -> ChatRecord:
-        """Store a chat exported by `GET /chats/{id}/history` (JSON) under a fresh id."""
-        data = body.conversation_dict()
-        if len({m["id"] for m in data["messages"]}) != len(data["messages"]):
-            raise InvalidRequest("Two messages have the same id.")
-        conversation = codec.conversation_from_dict(data)
-        problem = tree_problem(replace(conversation, id="import"))
-        if problem:
-            raise InvalidRequest(f"This is not a chat that can be imported: {problem}.")
-        return ChatRecord.of(service.import_conversation(conversation, owner))
+                 response_model=ChatRecord, responses=responses(422),
+                 openapi_extra=IMPORT_BODY)
+    async def import_chat(request: Request, service: Service, owner: Owner) -> JSONResponse:
+        """Store the chats of an export (chatui JSON, llama.cpp web UI, Open WebUI) under fresh ids.
+
+        The format is told from the body itself; see `chatui.api.importing`.
+        """
+        return await import_chats(request, service, owner)
 
     @router.get(
         "/chats/{chat_id}/history", summary="A chat and its messages",

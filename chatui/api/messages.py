@@ -43,6 +43,10 @@ def start_answer(
     overrides = body.overrides()
     if "model" in overrides:
         check_model(service, overrides["model"])
+    if body.continue_id is not None:
+        return service.start_continue(chat_id, body.continue_id, owner=owner, address=address)
+    if body.reproduce_id is not None:
+        return service.start_reproduce(chat_id, body.reproduce_id, owner=owner, address=address)
     if body.regenerate_id is not None:
         answer = conversation.message(body.regenerate_id)
         if answer.role != "assistant" or answer.parent_id is None:

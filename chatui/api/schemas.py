@@ -76,9 +76,23 @@ class _MessageCreate(_Input):
         "An id: the new message goes under that message.",
     )
     regenerate_id: MessageId | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+    continue_id: MessageId | None = Field(
+        default=None, min_length=1, max_length=MAX_NAME,
+        description="Continue this answer: the model writes on at its end (same message).")
+    reproduce_id: MessageId | None = Field(
+        default=None, min_length=1, max_length=MAX_NAME,
+        description="Retry this answer with the model, settings and seed it was made with; "
+        "the new answer goes beside it.")
 
     @model_validator(mode="after")
     def _content_or_regenerate(self) -> _MessageCreate:
+        again = [name for name in ("continue_id", "reproduce_id") if getattr(self, name)]
+        if again:
+            given = {name for name in self.model_fields_set if getattr(self, name) is not None}
+            if len(again) > 1 or given - set(again) or "parent_id" in self.model_fields_set:
+                raise ValueError(f"{again[0]} takes nothing else: no content, parent_id "
+                                 "or settings.")
+            return self
         if self.regenerate_id is None and self.content is None:
             raise ValueError("Give the message's content (or regenerate_id to regenerate).")
         if self.regenerate_id is not None and self.content is not None:
@@ -90,7 +104,8 @@ class _MessageCreate(_Input):
     def overrides(self) -> dict[str, Any]:
         """The settings this message overrides: model and sampling fields that are set."""
         return self.model_dump(
-            exclude={"content", "parent_id", "regenerate_id"}, exclude_none=True
+            exclude={"content", "parent_id", "regenerate_id", "continue_id", "reproduce_id"},
+            exclude_none=True,
         )
 
 
@@ -119,6 +134,9 @@ else:
       message becomes M's sibling. Editing a first message: ``"parent_id": null``.
     - Regenerate an answer A: ``{"regenerate_id": A's id}`` without content; a new
       answer becomes A's sibling (only ``model`` may be overridden then).
+    - Continue an answer A: ``{"continue_id": A's id}``: more text at A's end, in A.
+    - Retry A the way it was made: ``{"reproduce_id": A's id}``: its model, settings
+      and seed (A's ``made``); a new answer becomes A's sibling.
     """,
         **_settings_fields(("model", *SAMPLING_FIELDS)),
     )
@@ -148,6 +166,19 @@ class TimingsRecord(_Record):
     tokens_per_second: float | None = None
     total_ms: float | None = None
     source: Literal["server", "client"] = "client"
+    cached_tokens: int | None = None
+
+
+class ProvenanceRecord(_Record):
+    """How an answer was made (absent for answers from before chatui kept it)."""
+
+    requested_model: str | None = None
+    settings: dict[str, str | int | float | bool | None] = {}
+    server_model: str | None = None
+    server_build: str | None = None
+    context_tokens: int | None = None
+    continue_mode: str | None = None
+    trimmed: str | None = None
 
 
 class SourceRecord(_Record):
@@ -172,6 +203,7 @@ class MessageRecord(_Record):
     sources: list[SourceRecord] = []
     status: Literal["complete", "stopped", "error", "streaming"] = "complete"
     error: str | None = None
+    made: ProvenanceRecord | None = None
 
     @classmethod
     def of(cls, message: Message) -> MessageRecord:
@@ -233,12 +265,14 @@ class ChatSummaryRecord(BaseModel):
     created_at: float
     updated_at: float
     message_count: int
+    preview: str = Field("", description="The first words of the last message shown.")
 
     @classmethod
     def of(cls, summary: ConversationSummary) -> ChatSummaryRecord:
         return cls(
             id=summary.id, title=summary.title, created_at=summary.created_at,
             updated_at=summary.updated_at, message_count=summary.message_count,
+            preview=summary.preview,
         )
 
 

@@ -3,6 +3,8 @@
 Stream format (``text/event-stream``), one JSON object per ``data:`` line::
 
     event: sources    [source, ...]            once, before the text, with RAG
+    event: progress   {"processed", "cache", "total", "fraction", "tokens_per_second"}
+                                               the server reading the prompt (llama-server)
     event: reasoning  {"content": "..."}       more of the model's reasoning
     event: delta      {"content": "..."}       more of the answer
     event: replace    {"content", "reasoning"} text so far was reclassified
@@ -29,12 +31,15 @@ from starlette.types import Receive, Scope, Send
 from chatui.answer import Answer, Progress
 from chatui.api.errors import status_and_type
 from chatui.api.schemas import MessageRecord, SourceRecord
+from chatui.events import PromptProgress
 
 KEEPALIVE_SECONDS = 15.0
 
 STREAM_DESCRIPTION = """Like `/message`, as server-sent events (`text/event-stream`):
 
 - `event: sources` — `[source, ...]`, once before the text when documents were retrieved
+- `event: progress` — `{"processed", "cache", "total", "fraction", "tokens_per_second"}`:
+  the server reading the prompt, before the first token (llama-server only)
 - `event: reasoning` — `{"content": "..."}`, more of the model's reasoning
 - `event: delta` — `{"content": "..."}`, more of the answer
 - `event: replace` — `{"content", "reasoning"}`: the text so far was reclassified; show these
@@ -44,6 +49,13 @@ STREAM_DESCRIPTION = """Like `/message`, as server-sent events (`text/event-stre
 Errors found before the stream begins (unknown chat or parent, busy chat, bad
 input) are plain HTTP errors. Closing the connection stops the generation; the
 partial answer is stored with status `stopped`."""
+
+
+def progress_record(progress: PromptProgress) -> dict[str, Any]:
+    """The ``progress`` event: llama-server's numbers, with the share of the work done."""
+    return {"processed": progress.processed, "cache": progress.cache, "total": progress.total,
+            "fraction": round(progress.fraction, 4),
+            "tokens_per_second": progress.tokens_per_second}
 
 
 def sse(event: str, data: Any) -> str:
@@ -66,6 +78,8 @@ class _EventWriter:
     def events(self, step: Progress) -> list[str]:
         message = step.message
         out = []
+        if step.prompt is not None:
+            out.append(sse("progress", progress_record(step.prompt)))
         if message.sources and not self.sent_sources:
             self.sent_sources = True
             out.append(sse("sources", [
