@@ -23,6 +23,13 @@ then the same for a message sent into the ``--history``-message conversation.
 Targets: at least 95 % of the direct rate, at most 20 ms added TTFT.
 
     .venv/bin/python bench/bench_ui.py [--rate 1000] [--tokens 1000] [--runs 5] [--history 200]
+
+``--browser`` measures in a real Chromium instead (``browser_ui``: click to
+first and last token visible, and Stop, idle and with two CPU hogs), beside
+the code in ``--baseline-root`` (e.g. ``git archive HEAD | tar -x -C /tmp/old``)
+run in the same way at the same time:
+
+    .venv/bin/python bench/bench_ui.py --browser --runs 3 --baseline-root /tmp/old
 """
 
 from __future__ import annotations
@@ -347,9 +354,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--history", type=int, default=200)
     parser.add_argument("--synthetic-port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--synthetic-tokens", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--browser", action="store_true",
+                        help="measure in a real Chromium (see browser_ui.py)")
+    parser.add_argument("--baseline-root", type=Path,
+                        help="with --browser: another copy of chatui to measure beside this one")
     args = parser.parse_args()
     if args.synthetic_port:
-        serve_synthetic(args.synthetic_port, args.rate)
+        serve_synthetic(args.synthetic_port, args.rate, args.synthetic_tokens)
+        return
+    if args.browser:
+        browser_bench(args)
         return
 
     backend_port, app_port = free_port(), free_port()
@@ -379,6 +394,68 @@ def main() -> None:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+
+
+def settle(pid: int, limit: float = 120.0) -> None:
+    """Wait (up to ``limit`` s) until process ``pid`` uses under 15 % of a CPU over a second."""
+    def cpu_seconds() -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        before = cpu_seconds()
+        time.sleep(1.0)
+        if cpu_seconds() - before < 0.15:
+            return
+
+
+def browser_bench(args: argparse.Namespace) -> None:
+    """``--browser``: this code (and ``--baseline-root``'s) in Chromium, idle and loaded."""
+    import contextlib
+
+    import browser_ui  # bench/ is on the path
+
+    backend_port = free_port()
+    backend = f"http://127.0.0.1:{backend_port}/v1"
+    roots = {"now": ROOT} | ({"before": args.baseline_root} if args.baseline_root else {})
+    pids: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        synthetic = subprocess.Popen(
+            [sys.executable, __file__, "--synthetic-port", str(backend_port),
+             "--rate", str(args.rate), "--synthetic-tokens", str(browser_ui.TOKENS)])
+        stack.callback(synthetic.terminate)
+        wait_for(f"{backend}/models", synthetic)
+        urls = {}
+        for name, root in roots.items():
+            data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="chatui-bench-"))
+            store_history(Path(data_dir), args.history)
+            port = free_port()
+            app = subprocess.Popen(
+                [sys.executable, str(Path(root) / "app.py"), "--api-base", backend,
+                 "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir,
+                 "--stall-timeout", "30"],
+                cwd=str(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stack.callback(app.wait, 20)
+            stack.callback(app.terminate)
+            urls[name] = f"http://127.0.0.1:{port}"
+            wait_for(f"{urls[name]}/config", app)
+            pids[name] = app.pid
+        for pid in pids.values():  # the embedding model loads after start: not measured
+            settle(pid)
+        direct = statistics.median(read_direct(backend, browser_ui.TOKENS).ttft_ms
+                                   for _ in range(args.runs))
+        print(f"CPUs: {os.cpu_count()} (shared with other work); direct first token "
+              f"{direct:.1f} ms; {browser_ui.TOKENS} tokens at {args.rate:g} tokens/s")
+        for hogs in (0, 2):
+            # Alternated run by run, so that other work on the machine weighs on both alike
+            seen: dict[str, dict[str, list[browser_ui.Seen | None]]] = {name: {} for name in urls}
+            for _ in range(args.runs):
+                for name, url in urls.items():
+                    for key, values in browser_ui.measure(url, args.rate, 1, hogs).items():
+                        seen[name].setdefault(key, []).extend(values)
+            browser_ui.report(f"{'idle' if not hogs else f'{hogs} CPU hogs'}", seen["now"],
+                              args.rate, seen.get("before"))
 
 
 if __name__ == "__main__":

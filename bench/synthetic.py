@@ -12,8 +12,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def serve_synthetic(port: int, rate: float) -> None:
-    """Stream ``max_tokens`` tokens (default 1000) at ``rate`` per second, on a fixed schedule."""
+def serve_synthetic(port: int, rate: float, default_tokens: int = 1000) -> None:
+    """Stream ``max_tokens`` tokens (else ``default_tokens``) at ``rate`` per second, on a
+    fixed schedule."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -32,7 +33,7 @@ def serve_synthetic(port: int, rate: float) -> None:
 
         def do_POST(self) -> None:
             request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            tokens = int(request.get("max_tokens") or 1000)
+            tokens = int(request.get("max_tokens") or default_tokens)
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")

@@ -102,6 +102,15 @@ def inert_html(
     return _MARKED.sub(restore, out)
 
 
+_CODE_OR_STAR = re.compile(r"(?ms)^ {0,3}(`{3,}|~{3,}).*?(?:^ {0,3}\1[^\n]*$|\Z)|(`+)[^`]*?\2|\*")
+
+
+def stars_as_text(markdown: str) -> str:
+    """``markdown`` with every ``*`` outside code escaped: a model's reasoning is written
+    as text, and "a * b * c" in it must not turn into emphasis."""
+    return _CODE_OR_STAR.sub(lambda found: "\\*" if found[0] == "*" else found[0], markdown)
+
+
 def plain_markdown(text: str) -> str:
     """``text`` as Markdown that shows exactly these characters: no markup, links or images."""
     return _PUNCTUATION.sub(lambda found: "\\" + found[0], text)

@@ -106,3 +106,41 @@ def test_a_quiet_answer_is_announced_once() -> None:
         if step is not None:
             late_shown.set()
     assert shown == [None, "late"]
+
+
+def test_a_quiet_answer_beats_with_a_heartbeat_so_a_closed_page_can_let_go() -> None:
+    release, late_shown = threading.Event(), threading.Event()
+
+    def paused() -> Iterator[Progress]:
+        yield Progress(new_conversation(), _answer("early"), content_delta="early")
+        assert release.wait(timeout=60)  # the model pauses until the reader has beaten twice
+        yield Progress(new_conversation(), _answer("early late"), content_delta=" late")
+        assert late_shown.wait(timeout=60)
+
+    shown: list[str | None] = []
+    for step in frames(_started(paused()), interval=0.0, quiet_after=60.0, heartbeat=0.01):
+        shown.append(None if step is None else step.message.content)
+        if shown.count(None) == 2:
+            release.set()
+        if step is not None and step.message.content == "early late":
+            late_shown.set()
+    assert shown[0] == "early" and shown[-1] == "early late"
+    assert shown.count(None) >= 2  # a frame (Gradio's chance to close) while nothing came
+
+
+def test_a_follower_is_paced_like_the_starter() -> None:
+    first_shown, burst_done, second_shown = threading.Event(), threading.Event(), threading.Event()
+    answer = _started(_steps(first_shown, burst_done, second_shown))
+    follower = answer.follow()
+    shown: list[str] = []
+    for step in frames(follower, interval=0.0, quiet_after=60.0):
+        assert step is not None
+        shown.append(step.message.content)
+        if len(shown) == 1:
+            first_shown.set()
+            assert burst_done.wait(timeout=60)
+        else:
+            second_shown.set()
+    assert len(shown) == 2 and shown[1].endswith(f"t{TOKENS - 1} ")
+    follower.close()
+    assert answer.readers == 1  # the starter, still attached

@@ -223,7 +223,7 @@ def test_upload_in_the_browser_and_see_the_sources(
             expect(report).to_contain_text("✓ customs.md:", timeout=wait_ms)
             expect(report).to_contain_text("junk.txt: the file contains binary data")
             expect(page.locator("#chatui-document-list")).to_contain_text("customs.md")
-            expect(page.locator("#chatui-conversations label")).to_have_count(1)
+            expect(page.locator("#chatui-conversations li.chatui-chat")).to_have_count(1)
 
             page.get_by_text("Settings (saved with the chat)").click()
             expect(page.locator("#chatui-rag input[type=checkbox]")).to_be_checked()

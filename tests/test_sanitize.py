@@ -12,7 +12,7 @@ from markdown_it import MarkdownIt
 from chatui import tree
 from chatui.sanitize import CHAT_LATEX_DELIMITERS, image_allowed, inert_html, plain_markdown
 from chatui.tree import Source
-from chatui.ui.render import FOOTER_OPEN, render_message
+from chatui.ui.render import BAR, render_message
 
 
 @pytest.mark.parametrize(("text", "shown"), [
@@ -60,7 +60,7 @@ def test_openers_without_closers_do_not_hide_tags() -> None:
     assert inert_html("`` <a ` <b").count("&lt;") == 2
 
 
-def test_answers_reasoning_and_sources_render_inert_with_the_footer_intact() -> None:
+def test_answers_reasoning_and_sources_render_inert_and_the_bar_stays_data() -> None:
     conversation = tree.new_conversation("t", tree.Settings(), "local")
     question = tree.make_message("user", "hi <b>me</b>", None)
     conversation = tree.add_message(conversation, question)
@@ -76,8 +76,9 @@ def test_answers_reasoning_and_sources_render_inert_with_the_footer_intact() -> 
     assert reasoning == "&lt;svg onload=alert(4)>"
     assert "&lt;img src=x onerror=alert(2)>.txt" in sources
     assert "&lt;script>alert(3)&lt;/script>" in sources
-    assert text.startswith("&lt;img src=x onerror=alert(1)>\n\n" + FOOTER_OPEN)
-    assert '<button class="chatui-act chatui-do-regen' in text  # the app's own HTML stays
+    assert text == "&lt;img src=x onerror=alert(1)>"  # nothing appended: the bar is beside it
+    assert rows[-1][BAR]["text"] == "<img src=x onerror=alert(1)>"  # copied as written
+    assert "regen" in rows[-1][BAR]["actions"]
 
 
 # ----- images: none loads by itself (issue 9, item 3) -------------------------------------

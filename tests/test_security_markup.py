@@ -14,7 +14,9 @@ HTTP server that counts every request it gets: the images point at it.
 from __future__ import annotations
 
 import html
+import json
 import re
+import warnings
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,8 +35,8 @@ from chatui.config import parse_config
 from chatui.embedded import free_port
 from chatui.errors import InvalidRequest
 from chatui.runtime import Runtime
-from chatui.ui import handlers
-from chatui.ui.render import render_message
+from chatui.ui import actions
+from chatui.ui.render import BAR, render_message, split_bars
 from chatui.ui.screen import Screen, View
 from chatui.ui.wiring import updates
 from tests.apiharness import open_test_runtime, running_api
@@ -119,28 +121,27 @@ class _Tags(HTMLParser):
         self.tags.append((tag, dict(attrs)))
 
 
-def test_a_hostile_message_id_stays_inside_the_footer_buttons_class() -> None:
+def test_a_hostile_message_id_never_enters_the_message_html() -> None:
     answer = replace(tree.make_message("assistant", "Fine.", None), id=HOSTILE_ID)
     conversation, answer = _chat_with(answer)
-    text = render_message(conversation, answer).rows[-1]["content"]["text"]
+    row = render_message(conversation, answer).rows[-1]
     parser = _Tags()
-    parser.feed(text)
-    assert [tag for tag, _ in parser.tags] == ["div", "button", "button"]
-    classes = [attrs["class"] for _, attrs in parser.tags[1:]]
-    assert classes == [f"chatui-act chatui-do-regen chatui-id-{HOSTILE_ID}",
-                       f"chatui-act chatui-do-cont chatui-id-{HOSTILE_ID}"]
+    parser.feed(row["content"]["text"])
+    assert row["content"]["text"] == "Fine." and parser.tags == []  # no HTML of the app's
+    assert row[BAR]["id"] == HOSTILE_ID  # data for the bar, which draws it as text
+    rows, shown = split_bars([row])
+    assert BAR not in rows[0] and json.loads(shown)["rows"][0]["id"] == HOSTILE_ID
 
 
-def test_the_model_name_and_error_cannot_start_markdown_in_the_footer(
+def test_the_model_name_and_error_stay_out_of_the_message_markdown(
         images: ImageServer) -> None:
     leak = f"\n\n![x]({images.url('/footer')})\n\n$$"
     answer = tree.make_message("assistant", "", None, model=f"m{leak}", status="error",
                                error=f"broke{leak}")
     conversation, answer = _chat_with(answer)
-    text = render_message(conversation, answer).rows[-1]["content"]["text"]
-    assert "\n" not in text and "$" not in text
-    assert _rendered_images(text) == []
-    assert "⚠️ error: broke ![x](" in html.unescape(text)
+    row = render_message(conversation, answer).rows[-1]
+    assert row["content"]["text"] == ""  # nothing of them is Markdown
+    assert row[BAR]["facts"] == [f"m{leak}"] and row[BAR]["error"] == f"broke{leak}"
 
 
 def test_a_tool_name_in_a_block_title_is_plain_text(images: ImageServer) -> None:
@@ -171,20 +172,26 @@ def test_images_in_answers_reasoning_and_sources_are_links_unless_allowed(
         [images.url("/reasoning")], [images.url("/doc")], [images.url("/answer")]]
 
 
-def test_the_notice_and_toast_show_outside_text_as_text() -> None:
+def test_the_notice_shows_outside_text_as_text_and_once() -> None:
     said = "HTTP 500: <img src=http://127.0.0.1:9/err> ![e](http://127.0.0.1:9/e) *x*"
-    with pytest.warns(UserWarning) as warned:  # gr.Warning outside a Gradio event
-        shown = updates(Screen(view=View(), notice=said))
-    assert str(warned[0].message) == html.escape(said)
+    detail = "<script>alert(1)</script> $$ ![d](http://127.0.0.1:9/d)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a toast (gr.Warning outside an event) would raise
+        shown = updates(Screen(view=View(), notice=f"{said}\n{detail}"))
     notice = next(value for value in shown if isinstance(value, str) and "⚠️" in value)
-    rendered = MarkdownIt("commonmark").render(notice)
-    assert "<img" not in rendered and "<em>" not in rendered
-    assert html.unescape(re.sub(r"<[^>]+>", "", rendered)).strip() == f"⚠️ {said}"
+    rendered = MarkdownIt("commonmark", {"html": True}).render(notice)
+    assert "<img" not in rendered and "<em>" not in rendered and "<script" not in rendered
+    assert "$$" not in notice
+    words = html.unescape(re.sub(r"<[^>]+>", "", rendered))
+    assert f"⚠️ {said}" in words and "Technical detail" in words and "alert(1)" in words
 
 
-def test_the_page_cannot_send_a_hostile_message_id() -> None:
-    assert handlers.parse_action(f"regen {HOSTILE_ID} 1") is None
-    assert handlers.parse_action("regen abc-DEF_1 1") == ("regen", "abc-DEF_1")
+def test_the_page_cannot_send_a_hostile_message_id_or_model() -> None:
+    assert actions.parse(f"regen {HOSTILE_ID} 1") is None
+    assert actions.parse("regen abc-DEF_1 1") == actions.Action("regen", "abc-DEF_1")
+    assert actions.parse("regen abc 1 " + "m" * 201) is None  # longer than any model name
+    assert actions.parse("regen abc 1 bad\x00model") is None
+    assert actions.parse("rm abc 1") is None
 
 
 def test_allowed_image_hosts_come_from_a_flag_or_the_environment() -> None:
@@ -311,7 +318,8 @@ def test_no_image_from_an_answer_its_reasoning_or_a_document_is_fetched(
         rows = page.locator('#chatui-chat [data-testid="bot"]')
         answer = rows.last
         expect(answer).to_contain_text("Wear a vest", timeout=WAIT_MS)
-        expect(answer.locator(".chatui-footer")).to_contain_text("Regenerate", timeout=WAIT_MS)
+        expect(page.locator("#chatui-chat .chatui-bar-bot").last).to_contain_text(
+            "Regenerate", timeout=WAIT_MS)
         for title, words in (("Reasoning", "I recall"), ("Sources", "wear a life vest")):
             block = rows.filter(has_text=title)
             block.get_by_text(title).first.click()  # open the collapsed block
@@ -341,8 +349,8 @@ def test_an_allowed_host_shows_its_images_and_no_other(
             page = _open(browser, url)
             _send(page, "Show me the chart")
             answer = page.locator('#chatui-chat [data-testid="bot"]').last
-            expect(answer.locator(".chatui-footer")).to_contain_text("Regenerate",
-                                                                     timeout=WAIT_MS)
+            expect(page.locator("#chatui-chat .chatui-bar-bot").last).to_contain_text(
+                "Regenerate", timeout=WAIT_MS)
             expect(answer.locator(f'img[src="{images.url("/ok.png")}"]')).to_have_count(1)
             wait_until(lambda: "/ok.png" in images.paths,
                        message="the allowed image was not fetched")
@@ -367,13 +375,13 @@ def test_the_model_servers_error_is_shown_as_text_and_loads_nothing(
         page = _open(browser, url)
         _send(page, "Hello?")
         notice = page.locator("#chatui-notice")
-        toast = page.get_by_test_id("toast-text").first
+        expect(notice).to_contain_text("refused the request (HTTP 500)", timeout=WAIT_MS)
+        notice.locator("summary").click()  # the technical detail, folded under the words
         expect(notice).to_contain_text("the model crashed", timeout=WAIT_MS)
-        expect(toast).to_contain_text("the model crashed", timeout=WAIT_MS)
-        assert page.locator('#chatui-notice img, [data-testid="toast-body"] img').count() == 0
+        expect(page.get_by_test_id("toast-text")).to_have_count(0)  # told once, no toast
+        assert page.locator("#chatui-notice img").count() == 0
         assert _images_from(page, images) == 0
         expect(notice).to_contain_text(said)  # the server's words, as the characters they are
-        expect(toast).to_contain_text(said)
         assert images.paths == []
 
 

@@ -249,9 +249,10 @@ def test_the_page_tells_of_the_crash_and_the_restart(chromium_path: str, tmp_pat
             assert runtime.embedded is not None and runtime.embedded.process is not None
             os.kill(runtime.embedded.process.pid, signal.SIGKILL)
 
-            expect(answer.locator(".chatui-error")).to_contain_text(
-                "crashed (SIGKILL", timeout=wait_ms)
-            expect(page.locator("#chatui-notice")).to_contain_text("crashed (SIGKILL")
+            bar = page.locator("#chatui-chat .chatui-bar-bot").last  # under the answer
+            expect(bar.locator(".chatui-state-error")).to_be_visible(timeout=wait_ms)
+            expect(bar.locator("details.chatui-detail code")).to_contain_text("crashed (SIGKILL")
+            expect(page.locator("#chatui-notice")).not_to_contain_text("SIGKILL")  # told once
             assert len(_words(answer)) >= 8  # the partial answer stays
             expect(status_line_shown).to_contain_text("was restarted", timeout=wait_ms)
             ARTIFACTS.mkdir(exist_ok=True)

@@ -54,16 +54,17 @@ def user_rows(page: Page) -> Locator:
 
 
 def text_of(row: Locator) -> str:
-    """A message's text as shown, without its footer."""
-    return str(row.evaluate(
-        "e => { const c = e.cloneNode(true);"
-        " c.querySelectorAll('.chatui-footer').forEach(f => f.remove());"
-        " return c.innerText.trim(); }"
-    ))
+    """A message's text as shown (its bar is beside it, not in it)."""
+    return str(row.evaluate("e => e.innerText.trim()"))
 
 
 def last_footer(page: Page) -> Locator:
-    return bot_rows(page).last.locator(".chatui-footer")
+    """The bar under the last answer: model, tokens, state, branch arrows, actions."""
+    return page.locator("#chatui-chat .chatui-bar-bot").last
+
+
+def first_question_bar(page: Page) -> Locator:
+    return page.locator("#chatui-chat .chatui-bar-user").first
 
 
 def shown(page: Page) -> list[str]:
@@ -130,42 +131,39 @@ def test_a_whole_chat_in_the_browser(
                    message="the new Max tokens was not saved with the chat")
 
         # Regenerate: a second version; the stopped one stays.
-        bot_rows(page).last.locator(".chatui-do-regen").click()
+        last_footer(page).locator("[data-act=regen]").click()
         expect(last_footer(page)).to_contain_text("2/2", timeout=WAIT_MS)
         wait_idle(page)
         regenerated_text = text_of(bot_rows(page).last)
         assert regenerated_text != stopped_text
 
         # One click moves between the versions.
-        last_footer(page).locator(".chatui-do-prev").click()
+        last_footer(page).locator("[data-act=prev]").click()
         expect(last_footer(page)).to_contain_text("1/2")
         expect(last_footer(page)).to_contain_text("stopped")
         assert text_of(bot_rows(page).last) == stopped_text
-        last_footer(page).locator(".chatui-do-next").click()
+        last_footer(page).locator("[data-act=next]").click()
         expect(last_footer(page)).to_contain_text("2/2")
         assert text_of(bot_rows(page).last) == regenerated_text
 
         # Edit the question: a new version with a fresh answer; the original stays.
-        user_rows(page).first.hover()
-        page.get_by_label("Edit").first.click()
+        first_question_bar(page).locator("[data-act=edit]").click()
         edit_box = page.locator("textarea.edit-textarea").first
         expect(edit_box).to_have_value(STORY)
         edit_box.fill(POEM)
         page.get_by_label("Submit").first.click()
-        expect(user_rows(page).first.locator(".chatui-footer")).to_contain_text("2/2",
-                                                                                timeout=WAIT_MS)
+        expect(first_question_bar(page)).to_contain_text("2/2", timeout=WAIT_MS)
         wait_idle(page)
         assert text_of(user_rows(page).first) == POEM
 
         # Editing again shows the text only, not the "◀ 2/2 ▶" footer.
-        user_rows(page).first.hover()
-        page.get_by_label("Edit").first.click()
+        first_question_bar(page).locator("[data-act=edit]").click()
         expect(page.locator("textarea.edit-textarea").first).to_have_value(POEM)
         page.get_by_label("Cancel").first.click()
 
         # Back to the original question, shown down to its newest answer.
-        user_rows(page).first.locator(".chatui-do-prev").click()
-        expect(user_rows(page).first.locator(".chatui-footer")).to_contain_text("1/2")
+        first_question_bar(page).locator("[data-act=prev]").click()
+        expect(first_question_bar(page)).to_contain_text("1/2")
         assert text_of(user_rows(page).first) == STORY
         expect(last_footer(page)).to_contain_text("2/2")
         assert text_of(bot_rows(page).last) == regenerated_text
@@ -194,7 +192,7 @@ def test_the_sidebar_in_the_browser(
     browser_page: Page,
 ) -> None:
     page = browser_page
-    listing = page.locator("#chatui-conversations label")
+    listing = page.locator("#chatui-conversations .chatui-chat-title")
     title = page.locator("#chatui-title input, #chatui-title textarea")
     with running_app(fake_backend.base_url) as url:
         page.goto(url)
@@ -202,30 +200,31 @@ def test_the_sidebar_in_the_browser(
         ask(page, "Apples are red")
         wait_idle(page)
         page.get_by_role("button", name="+ New chat").click()
-        expect(user_rows(page)).to_have_count(0)
-        expect(title).to_have_value("")
+        expect(user_rows(page)).to_have_count(0, timeout=WAIT_MS)
+        expect(title).to_have_value("", timeout=WAIT_MS)
         ask(page, "Bananas are yellow")
         wait_idle(page)
-        expect(listing).to_have_text(["Bananas are yellow", "Apples are red"])
+        expect(listing).to_have_text(["Bananas are yellow", "Apples are red"], timeout=WAIT_MS)
 
         search = page.get_by_placeholder("Search titles and messages")
         search.press_sequentially("apples")
-        expect(listing).to_have_text(["Apples are red"])
+        expect(listing).to_have_text(["Apples are red"], timeout=WAIT_MS)
         listing.first.click()
-        expect(user_rows(page).first).to_contain_text("Apples are red")
+        expect(user_rows(page).first).to_contain_text("Apples are red", timeout=WAIT_MS)
         search.press("Control+a")
         search.press("Backspace")
-        expect(listing).to_have_count(2)
+        expect(listing).to_have_count(2, timeout=WAIT_MS)
 
         title.fill("Fruit")
-        page.get_by_role("button", name="Rename").click()
-        expect(listing).to_have_text(["Fruit", "Bananas are yellow"])
+        page.get_by_role("button", name="Rename", exact=True).click()
+        expect(listing).to_have_text(["Fruit", "Bananas are yellow"], timeout=WAIT_MS)
 
-        page.get_by_role("button", name="Delete", exact=True).click()
+        # the chat's Delete, above it (each message's own Delete comes after it)
+        page.get_by_role("button", name="Delete", exact=True).first.click()
         page.get_by_role("button", name="Yes, delete").click()
-        expect(listing).to_have_text(["Bananas are yellow"])
-        expect(user_rows(page).first).to_contain_text("Bananas are yellow")
+        expect(listing).to_have_text(["Bananas are yellow"], timeout=WAIT_MS)
+        expect(user_rows(page).first).to_contain_text("Bananas are yellow", timeout=WAIT_MS)
 
         page.reload()
         expect(user_rows(page).first).to_contain_text("Bananas are yellow", timeout=WAIT_MS)
-        expect(listing).to_have_text(["Bananas are yellow"])
+        expect(listing).to_have_text(["Bananas are yellow"], timeout=WAIT_MS)

@@ -72,7 +72,8 @@ class Desk:
     def upload(self, view: View, files: dict[str, bytes], scope: str = THIS_CHAT,
                progress: list[tuple[float, str]] | None = None) -> list[UploadStep]:
         paths = [self.file(name, data) for name, data in files.items()]
-        report = (lambda fraction, line: progress.append((fraction, line))) if progress is not None else None
+        report = ((lambda fraction, line: progress.append((fraction, line)))
+                  if progress is not None else None)
         return list(documents.upload(self.service, self.documents, OWNER, view, paths, scope,
                                      FORM, report))
 
@@ -313,7 +314,7 @@ def test_search_with_nothing_to_find_says_so(desk: Desk) -> None:
 def test_use_documents_is_saved_with_the_chat(desk: Desk) -> None:
     chat = desk.service.create(OWNER)
     view = View(conversation_id=chat.id)
-    handlers.save_settings(desk.service, OWNER, view, FORM[:-1] + (True,))
+    handlers.save_settings(desk.service, OWNER, view, (*FORM[:-1], True))
     reopened = handlers.open_conversation(desk.service, OWNER, View(), chat.id)
     assert reopened.settings is not None and reopened.settings.rag_enabled
     assert settings_to_form(reopened.settings)[-1] is True
@@ -335,7 +336,7 @@ def test_the_answer_cites_the_uploaded_document(desk: Desk, fake_backend: FakeBa
     steps = desk.upload(View(), {"zorblat.txt": ZORBLAT, "llamas.md": LLAMAS})
     view = steps[0].screen.view if steps[0].screen else View()
     fake_backend.enqueue(Script.text_answer("It is held in Quendor [1]."))
-    form: tuple[Any, ...] = FORM[:-1] + (True,)
+    form: tuple[Any, ...] = (*FORM[:-1], True)
     *_, shown = generation.send(desk.service, OWNER, view, "Where is the Zorblat festival held?",
                                 form)
     system = fake_backend.requests[-1]["messages"][0]
@@ -349,3 +350,25 @@ def test_the_answer_cites_the_uploaded_document(desk: Desk, fake_backend: FakeBa
     assert len(sources) == 1
     text = sources[0]["content"]["text"]
     assert text.startswith("- [1] **zorblat.txt** — The Zorblat festival is held every year")
+
+
+# ----- the chips by the message box, and the question before a delete ----------------------
+
+
+def test_chips_name_this_chats_files_only_and_as_text() -> None:
+    found = documents.Shelf(
+        rows=(('<img src=x onerror="alert(1)">.md', 1, 2, "this chat"),
+              ("library.md", 1, 1, "my library")),
+        choices=(('<img src=x onerror="alert(1)">.md (this chat)', "doc-a"),
+                 ("library.md (my library)", "doc-b")),
+    )
+    chips = documents.attachment_chips(found)
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;.md" in chips
+    assert "<img" not in chips and "library.md" not in chips
+    assert documents.attachment_chips(documents.Shelf()) == ""
+    question = documents.delete_question(found, "doc-b")
+    assert question is not None and "library.md (my library)" in question
+    assert "<img" not in (documents.delete_question(found, "doc-a") or "")
+    # An id the panel does not list (another chat's document, a forged event): no question.
+    assert documents.delete_question(found, "someone-elses") is None
+    assert documents.delete_question(found, None) is None

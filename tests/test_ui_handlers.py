@@ -6,6 +6,7 @@ show (the chat rows, the footer, the notice) and what was stored.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +21,7 @@ from chatui.embedded import free_port
 from chatui.service import ChatService
 from chatui.filestore import FileStore
 from chatui.tree import Settings, active_path
-from chatui.ui import generation, handlers, render
+from chatui.ui import actions, generation, handlers, render
 from chatui.ui.screen import Screen, View, settings_to_form
 from tests.fakebackend import FakeBackend, Script
 from tests.polling import FOREVER, PATIENCE, Hold, wait_until
@@ -65,6 +66,23 @@ def texts(screen: Screen) -> list[str]:
     return [row["content"]["text"] for row in screen.chat]
 
 
+def bars(screen: Screen) -> list[str]:
+    """What the bar under each row says (``render.BAR``): facts, state, error, the branch
+    position and the actions, as words; "" for a row without a bar."""
+    assert screen.chat is not None
+    shown = []
+    for row in screen.chat:
+        bar = row.get(render.BAR)
+        if bar is None:
+            shown.append("")
+            continue
+        words = [*bar["facts"], bar["state"], bar["error"], *bar["actions"]]
+        if bar["branch"][1] > 1:
+            words.append("{}/{}".format(*bar["branch"]))
+        shown.append(" ".join(word for word in words if word))
+    return shown
+
+
 def last(screens: Iterator[Screen]) -> Screen:
     *_, final = screens
     return final
@@ -76,7 +94,8 @@ def send(service: ChatService, view: View, text: str, form: tuple[Any, ...] = FO
 
 def action(service: ChatService, view: View, name: str, message_id: str,
            model: str | None = None) -> Screen:
-    return last(generation.act(service, OWNER, view, f"{name} {message_id} 123", model))
+    value = f"{name} {message_id} 123" + (f" {model}" if model else "")
+    return last(actions.run(service, OWNER, view, value))
 
 
 def answer_ids(service: ChatService, view: View) -> list[str]:
@@ -133,7 +152,8 @@ def test_send_creates_a_chat_and_streams_the_answer(service: ChatService,
     assert not final.view.generating
     assert texts(final)[1].startswith(WORDS)
     assert final.title == "What are the words?"
-    assert final.conversations == (("What are the words?", final.view.conversation_id),)
+    assert final.conversations is not None
+    assert final.conversations.pairs() == (("What are the words?", final.view.conversation_id),)
     stored = service.conversation(final.view.conversation_id or "", OWNER)
     assert [m.content for m in active_path(stored)] == ["What are the words?", WORDS]
 
@@ -149,14 +169,16 @@ def test_a_slow_first_token_shows_the_question_and_a_waiting_answer_first(
         first_token.release()
     assert first.view.generating and first.input_text == ""
     assert texts(first)[0] == "Hello?"
-    assert "waiting for the model" in texts(first)[1]
+    assert texts(first)[1] == "" and bars(first)[1] == "waiting"
     assert texts(last(screens))[1].startswith("Late.")
 
 
 def test_answer_footer_shows_model_tokens_speed_and_ttft(service: ChatService,
                                                          fake_backend: FakeBackend) -> None:
     fake_backend.enqueue(Script.text_answer("one two three four five", delay=0.01))
-    footer = texts(send(service, View(), "Count"))[-1]
+    screen = send(service, View(), "Count")
+    footer = bars(screen)[-1]
+    assert texts(screen)[-1] == "one two three four five"  # the footer is not in the text
     assert "fake-model" in footer
     assert "5 tokens" in footer
     assert "tok/s" in footer and "TTFT" in footer and " ms" in footer
@@ -202,7 +224,7 @@ def test_stop_mid_stream_keeps_the_partial_answer_marked_stopped(
 
     answer = texts(final)[-1]
     assert "w3" in answer and "w4" not in answer
-    assert "stopped" in answer
+    assert "stopped" in bars(final)[-1]
     assert not final.view.generating
     stored = active_path(service.conversation(final.view.conversation_id or "", OWNER))[-1]
     assert stored.status == "stopped" and "w3" in stored.content
@@ -220,8 +242,8 @@ def test_stop_before_the_first_token_leaves_no_answer(service: ChatService,
     final = run.finish()  # only Stop can end it: the server is silent FOREVER
 
     assert not final.notice  # stopped, not timed out
-    assert texts(final)[0].startswith("Anyone there?")
-    assert len(texts(final)) == 1  # no ghost answer
+    assert texts(final) == ["Anyone there?", ""]  # no ghost answer: an offer to retry
+    assert bars(final)[1] == "unanswered answer"
     stored = service.conversation(final.view.conversation_id or "", OWNER)
     assert [m.role for m in stored.messages.values()] == ["user"]
     wait_until(lambda: fake_backend.disconnects == 1)  # the upstream request ended
@@ -239,7 +261,7 @@ def test_stop_right_after_send_waits_for_the_generation_to_start(
     final = last(screens)  # only Stop can end it: the server is silent FOREVER
     stopper.join()
     assert stopped == [True]
-    assert len(texts(final)) == 1 and not final.view.generating and not final.notice
+    assert texts(final) == ["Quick", ""] and not final.view.generating and not final.notice
     wait_until(lambda: fake_backend.disconnects == 1)
 
 
@@ -259,11 +281,11 @@ def test_regenerate_adds_a_sibling_and_keeps_the_old_answer(
 
     regenerated = action(service, view, "regen", first_id)
     assert texts(regenerated)[-1].startswith("Second answer.")
-    assert "2/2" in texts(regenerated)[-1]
+    assert "2/2" in bars(regenerated)[-1]
 
     back = action(service, regenerated.view, "prev", answer_ids(service, regenerated.view)[0])
     assert texts(back)[-1].startswith("First answer.")
-    assert "1/2" in texts(back)[-1]
+    assert "1/2" in bars(back)[-1]
     forward = action(service, back.view, "next", first_id)
     assert texts(forward)[-1].startswith("Second answer.")
 
@@ -278,11 +300,10 @@ def test_edit_makes_a_new_version_and_the_original_stays(
         service: ChatService, fake_backend: FakeBackend) -> None:
     fake_backend.enqueue(Script.text_answer("About cats."), Script.text_answer("About dogs."))
     view = send(service, View(), "Tell me about cats").view
-    shown_with_footer = "Tell me about dogs\n\n" + render.FOOTER_OPEN + "◀ 1/2 ▶</div>"
-    edited = last(generation.edit(service, OWNER, view, 0, shown_with_footer))
+    edited = last(generation.edit(service, OWNER, view, 0, "Tell me about dogs"))
 
-    assert texts(edited)[0].startswith("Tell me about dogs\n\n")
-    assert "2/2" in texts(edited)[0]
+    assert texts(edited)[0] == "Tell me about dogs"
+    assert "2/2" in bars(edited)[0]
     assert texts(edited)[1].startswith("About dogs.")
     assert fake_backend.requests[-1]["messages"][-1]["content"] == "Tell me about dogs"
     user_id = edited.view.message_ids[0]
@@ -319,14 +340,17 @@ def test_a_branch_step_shows_that_branch_down_to_its_newest_message(
     assert [t.split("\n")[0] for t in texts(back)] == ["Q1", "A1", "Q2", "A2"]
 
 
-def test_footer_buttons_name_their_message(service: ChatService) -> None:
+def test_bars_name_their_message(service: ChatService) -> None:
     view = send(service, View(), "Q").view
     [answer_id] = answer_ids(service, view)
-    footer = texts(handlers.refresh(service, OWNER, view))[-1]
-    assert f"chatui-do-regen chatui-id-{answer_id}" in footer
-    assert f"chatui-do-cont chatui-id-{answer_id}" in footer
-    assert handlers.parse_action(f"regen {answer_id} 1") == ("regen", answer_id)
-    assert handlers.parse_action("rm -rf") is None
+    screen = handlers.refresh(service, OWNER, view)
+    assert screen.chat is not None
+    bar = screen.chat[-1][render.BAR]
+    assert bar["id"] == answer_id and bar["actions"] == ["copy", "regen", "cont", "delete"]
+    assert actions.parse(f"regen {answer_id} 1") == actions.Action("regen", answer_id)
+    assert actions.parse(f"regen {answer_id} 1 other model") == actions.Action(
+        "regen", answer_id, "other model")
+    assert actions.parse("rm -rf") is None
 
 
 # ----- reasoning and tool calls ---------------------------------------------------------
@@ -377,29 +401,29 @@ def test_http_500_is_told_and_the_empty_answer_is_not_kept(service: ChatService,
     final = send(service, View(), "Hello")
     assert final.notice and "HTTP 500" in final.notice and "the model crashed" in final.notice
     assert final.input_text == ""  # the question is stored, so the box is cleared
-    assert len(texts(final)) == 1 and "Retry" in texts(final)[0]
+    assert texts(final) == ["Hello", ""] and bars(final)[1] == "unanswered answer"
     stored = service.conversation(final.view.conversation_id or "", OWNER)
     assert [m.role for m in stored.messages.values()] == ["user"]
 
     retried = action(service, final.view, "answer", final.view.message_ids[0])
     assert texts(retried)[-1].startswith("Hello from the fake backend.")
-    assert "Retry" not in texts(retried)[0]
+    assert "unanswered" not in " ".join(bars(retried))
 
 
 def test_timeout_is_told_apart(make_service: ServiceFactory, fake_backend: FakeBackend) -> None:
     service = make_service(first_token_timeout=0.3)
     fake_backend.enqueue(Script.stall(after_chunks=0, seconds=FOREVER))
     final = send(service, View(), "Hello")
-    assert final.notice and final.notice.startswith("The model server timed out.")
-    assert len(texts(final)) == 1
+    assert final.notice and final.notice.startswith("The model server took too long")
+    assert texts(final) == ["Hello", ""]
 
 
 def test_unreachable_server_is_told_apart(make_service: ServiceFactory) -> None:
     service = make_service(base_url=f"http://127.0.0.1:{free_port()}/v1")
     final = send(service, View(), "Hello")
-    assert final.notice and final.notice.startswith("The model server is unreachable.")
+    assert final.notice and final.notice.startswith("The model server cannot be reached.")
     assert not final.view.generating
-    assert len(texts(final)) == 1
+    assert texts(final) == ["Hello", ""]
 
 
 def test_a_partial_answer_that_fails_is_kept_and_marked(make_service: ServiceFactory,
@@ -409,8 +433,8 @@ def test_a_partial_answer_that_fails_is_kept_and_marked(make_service: ServiceFac
     final = send(service, View(), "Hello")
     answer = texts(final)[-1]
     assert answer.startswith("w1 w2 w3")
-    assert "error" in answer and "stopped sending" in answer
-    assert final.notice and final.notice.startswith("The model server timed out.")
+    assert "error" in bars(final)[-1] and "stopped sending" in bars(final)[-1]
+    assert not final.notice  # told once: on the answer that broke off
 
 
 def test_a_busy_chat_gives_the_text_back(service: ChatService, fake_backend: FakeBackend) -> None:
@@ -421,7 +445,7 @@ def test_a_busy_chat_gives_the_text_back(service: ChatService, fake_backend: Fak
     assert busy.notice and "still being generated" in busy.notice
     assert busy.input_text == "Second"
     assert generation.stop(service, OWNER, streaming.view)
-    assert "stopped" in texts(run.finish())[-1]
+    assert "stopped" in bars(run.finish())[-1]
 
 
 def test_deleting_the_chat_while_it_answers_stops_the_answer_then_deletes(
@@ -433,7 +457,8 @@ def test_deleting_the_chat_while_it_answers_stops_the_answer_then_deletes(
     deleted = handlers.delete(service, OWNER, streaming.view)  # the Delete button, confirmed
     assert not deleted.notice
     assert deleted.view.conversation_id == kept.conversation_id
-    assert [cid for _, cid in deleted.conversations or ()] == [kept.conversation_id]
+    assert deleted.conversations is not None
+    assert [cid for _, cid in deleted.conversations.pairs()] == [kept.conversation_id]
     assert fake_backend.disconnects == 1  # the answer was stopped upstream first
     run.finish()  # the stream ended (stopped), and nothing brought the chat back
     assert [s.id for s in service.conversations(OWNER)] == [kept.conversation_id]
@@ -470,18 +495,20 @@ def test_new_chat_rename_search_and_delete(service: ChatService) -> None:
     second = send(service, handlers.new_chat(service, OWNER, first, None).view,
                   "Bananas are yellow").view
     listing = handlers.search(service, OWNER, second, "").conversations
-    assert listing and [title for title, _ in listing] == ["Bananas are yellow", "Apples are red"]
+    assert listing and [title for title, _ in listing.pairs()] == [
+        "Bananas are yellow", "Apples are red"]
 
     renamed = handlers.rename(service, OWNER, second, "Fruit colours")
     assert renamed.title == "Fruit colours"
-    assert renamed.conversations and renamed.conversations[0][0] == "Fruit colours"
+    assert renamed.conversations and renamed.conversations.items[0].title == "Fruit colours"
     found = handlers.search(service, OWNER, renamed.view, "fake backend")  # in an answer
-    assert found.conversations and len(found.conversations) == 2
-    assert handlers.search(service, OWNER, renamed.view, "apples").conversations == (
-        ("Apples are red", first.conversation_id),)
+    assert found.conversations and len(found.conversations.items) == 2
+    apples = handlers.search(service, OWNER, renamed.view, "apples").conversations
+    assert apples and apples.pairs() == (("Apples are red", first.conversation_id),)
 
     deleted = handlers.delete(service, OWNER, handlers.search(service, OWNER, renamed.view, "").view)
-    assert deleted.conversations == (("Apples are red", first.conversation_id),)
+    assert deleted.conversations
+    assert deleted.conversations.pairs() == (("Apples are red", first.conversation_id),)
     assert deleted.view.conversation_id == first.conversation_id  # the newest left opens
     assert texts(deleted)[0].startswith("Apples are red")
 
@@ -530,7 +557,7 @@ def test_load_with_the_server_down_still_shows_the_chats(make_service: ServiceFa
     service = make_service(base_url=f"http://127.0.0.1:{free_port()}/v1")
     loaded = handlers.load(service, OWNER, None)
     assert loaded.models == ()
-    assert loaded.notice and "unreachable" in loaded.notice
+    assert loaded.notice and "cannot be reached" in loaded.notice
 
 
 # ----- two sessions at once -------------------------------------------------------------------
@@ -554,14 +581,13 @@ def test_two_sessions_stream_at_the_same_time(service: ChatService,
 # ----- render --------------------------------------------------------------------------------
 
 
-def test_an_open_code_fence_is_closed_before_the_footer() -> None:
+def test_an_open_code_fence_of_a_stopped_answer_is_closed() -> None:
     assert render._close_open_fence("```python\nx = 1") == "```python\nx = 1\n```"
     assert render._close_open_fence("```\nx\n```") == "```\nx\n```"
 
 
 def test_strip_footer_leaves_the_text() -> None:
     text = "Line one\n\n```\ncode\n```"
-    assert render.strip_footer(text + "\n\n" + render.FOOTER_OPEN + "x</div>") == text
     assert render.strip_footer(text) == text
 
 
@@ -584,8 +610,11 @@ class Session:
                 chat = next((value for value in outputs if isinstance(value, list)
                              and value and isinstance(value[0], dict) and "role" in value[0]),
                             None)
+                shown = next((value for value in outputs if isinstance(value, str)
+                              and value.startswith('{"rows"')), None)
+                state = (json.loads(shown)["rows"][-1] or {}).get("state", "") if shown else ""
                 if chat:
-                    self.frames.append(chat[-1]["content"][0]["text"])
+                    self.frames.append(chat[-1]["content"][0]["text"] + " " + state)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()

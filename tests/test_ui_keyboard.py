@@ -1,8 +1,10 @@
 """The keyboard in a real browser: Enter sends, Shift+Enter breaks the line, Esc stops,
-Ctrl+K goes to search, Ctrl+Shift+O opens a new chat. Keys are pressed, not simulated."""
+Ctrl+K goes to search, Ctrl+Shift+O opens a new chat, ↑ in the empty box edits the last
+question. Keys are pressed, not simulated."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,8 @@ def test_escape_stops_the_answer(page: Any, fake_backend: FakeBackend) -> None:
     bot = page.locator('#chatui-chat [data-testid="bot"]').last
     expect(bot).to_contain_text("Held", timeout=WAIT_MS)
     page.keyboard.press("Escape")
-    expect(bot).to_contain_text("stopped", timeout=WAIT_MS)
+    expect(page.locator("#chatui-chat .chatui-bar-bot").last).to_contain_text(
+        "stopped", timeout=WAIT_MS)
     expect(page.locator("#chatui-send")).to_be_visible(timeout=WAIT_MS)
 
 
@@ -96,3 +99,35 @@ def test_ctrl_k_goes_to_search_and_ctrl_shift_o_opens_a_new_chat(page: Any) -> N
     page.keyboard.press("Control+Shift+O")
     expect(page.locator('#chatui-chat [data-testid="bot"]')).to_have_count(0, timeout=WAIT_MS)
     expect(page.locator("#chatui-title textarea, #chatui-title input").first).to_have_value("")
+
+
+def test_arrow_up_in_the_empty_box_edits_the_last_question(page: Any, fake_backend: FakeBackend
+                                                           ) -> None:
+    from playwright.sync_api import expect
+
+    box = page.locator("#chatui-message textarea")
+    expect(box).to_have_attribute("placeholder", re.compile("↑ edits the last question"))
+    box.click()
+    for question in ("First question", "Second question"):
+        page.keyboard.type(question)
+        page.keyboard.press("Enter")
+        expect(page.locator("#chatui-chat .chatui-bar-bot").last).to_contain_text(
+            "TTFT", timeout=WAIT_MS)
+        expect(page.locator("#chatui-chat .chatui-bar-bot")).to_have_count(
+            1 if question.startswith("First") else 2)
+    box.click()
+    page.keyboard.type("x")
+    page.keyboard.press("ArrowUp")  # not empty: the caret moves, nothing opens
+    expect(page.locator("textarea.edit-textarea")).to_have_count(0)
+    page.keyboard.press("End")  # ↑ moved the caret to the start
+    page.keyboard.press("Backspace")
+    expect(box).to_have_value("")
+    page.keyboard.press("ArrowUp")
+    edit_box = page.locator("textarea.edit-textarea")
+    expect(edit_box).to_be_focused(timeout=WAIT_MS)
+    expect(edit_box).to_have_value("Second question")
+    edit_box.fill("Second question, edited")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.locator("#chatui-chat .chatui-bar-user").last).to_contain_text(
+        "2/2", timeout=WAIT_MS)
+    assert fake_backend.requests[-1]["messages"][-1]["content"] == "Second question, edited"

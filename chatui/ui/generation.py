@@ -13,9 +13,12 @@ Like ``handlers``, plain functions over the chat service that yield ``Screen``s:
 - always a last Screen rendered from the store, with the error (if any) told
   in words: a failed answer with no text is gone, a partial one is marked.
 
-Closing a generator here (Gradio does when the page goes away) stops the
-answer, which ends the upstream request and keeps the partial answer as
-"stopped". Stop acts at once: the answer is registered before its first screen.
+A generation belongs to the server, not to the page: closing a generator here
+(Gradio does when the page goes away, or when the user opens another chat)
+only detaches its reader, and the answer goes on and is stored as it ends.
+``follow`` shows it live again when its chat is opened (re-attach). Only Stop
+(from any tab of the same owner) or deleting the chat stops an answer. Stop
+acts at once: the answer is registered before its first screen.
 
 ``address`` is where the browser's request came from (``wiring`` reads it from
 ``gr.Request``); the service counts an anonymous visitor's answers against it.
@@ -28,11 +31,11 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from chatui.answer import Answer
+from chatui.answer import Answer, Follower
 from chatui.errors import ChatError
 from chatui.service import ChatService
 from chatui.ui import handlers
-from chatui.ui.pacing import frames
+from chatui.ui.pacing import Reader, frames
 from chatui.ui.render import (
     RenderedChat,
     pending_rows,
@@ -45,6 +48,7 @@ from chatui.ui.screen import Screen, View, describe_error, settings_from_form, s
 
 FRAME_INTERVAL = 0.05  # seconds between streamed screen updates
 FIRST_SCREEN_WAIT = 0.1  # show the question at once, unless the first token is this close
+HEARTBEAT = 1.0  # s: an empty frame while the model is quiet, so a closed page lets go
 
 Start = Callable[[], Answer]
 
@@ -177,6 +181,24 @@ def stop(service: ChatService, owner: str, view: View) -> bool:
         return False
 
 
+def follow(service: ChatService, owner: str, view: View) -> Iterator[Screen]:
+    """Show the open chat's answer live, if one is being generated (re-attach).
+
+    Nothing at all when the chat is not answering. Else the answer so far at
+    once (with Stop), then paced frames, then the stored chat. Closing this
+    generator (the page went away, another chat was opened) only detaches.
+    """
+    if view.conversation_id is None:
+        return
+    try:
+        follower = service.follow(view.conversation_id, owner)
+    except ChatError:
+        return
+    if follower is None:
+        return
+    yield from _stream(service, owner, view, follower, None)
+
+
 def _message_at(view: View, index: Any) -> str:
     position = index[0] if isinstance(index, (list, tuple)) else index
     if not isinstance(position, int) or not 0 <= position < len(view.message_ids):
@@ -200,32 +222,50 @@ def _generate(
     except ChatError as error:  # refused: nothing was stored, the typed text comes back
         yield _refused(service, owner, view, describe_error(error), typed)
         return
-    cid = answer.conversation_id
+    yield from _stream(service, owner, view, answer, waiting, typed)
+
+
+def _stream(
+    service: ChatService, owner: str, view: View, reader: Answer | Follower,
+    waiting: Callable[[], RenderedChat] | None, typed: str | None = None,
+) -> Iterator[Screen]:
+    """Screens of a running answer read by ``reader``; a final one from the store.
+
+    However it ends (the answer's end, the generator closed), the reader only
+    detaches: the answer itself is stopped by Stop or a delete alone.
+    """
+    cid = reader.conversation_id
     view = replace(view, conversation_id=cid)
     running = replace(view, generating=True)
     first = True  # the first screen also shows Stop and clears the message box
     notice = ""
+    paced: Reader = reader
     try:
         prefix: RenderedChat | None = None
-        for progress in frames(answer, FRAME_INTERVAL, quiet_after=FIRST_SCREEN_WAIT):
-            if progress is None:
-                frame = waiting() if waiting else None
+        for progress in frames(paced, FRAME_INTERVAL, quiet_after=FIRST_SCREEN_WAIT,
+                               heartbeat=HEARTBEAT):
+            if progress is None:  # quiet: the question and a waiting answer, once; else nothing
+                frame = waiting() if waiting and first else None
             else:
                 if prefix is None:  # what is above the answer does not change while it streams
                     prefix = render_path(progress.conversation, progress.path()[:-1],
                                          streaming=True, image_hosts=view.image_hosts)
                 frame = prefix + render_message(progress.conversation, progress.message,
                                                 image_hosts=view.image_hosts)
+            if frame:
+                running = replace(running, message_ids=frame.message_ids)
             yield Screen(
-                view=replace(running, message_ids=frame.message_ids) if frame else running,
-                chat=frame.rows if frame else None, streaming_frame=not first,
+                view=running, chat=frame.rows if frame else None, streaming_frame=not first,
                 notice="" if first else None, input_text="" if first and typed else None,
             )
             first = False
     except ChatError as error:
         notice = describe_error(error)
-    finally:
-        answer.stop()  # only if still running: the page went away, which is a Stop
+    finally:  # the page went away, or another chat was opened: the answer goes on
+        if isinstance(reader, Follower):
+            reader.close()
+        else:
+            reader.detach()
     try:
         conversation = service.conversation(cid, owner)
     except ChatError as error:

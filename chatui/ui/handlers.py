@@ -20,6 +20,7 @@ from chatui.errors import ChatError
 from chatui.service import ChatService
 from chatui.storage import is_safe_id
 from chatui.tree import Conversation, Settings
+from chatui.ui.chatlist import PAGE_SIZE
 from chatui.ui.screen import (
     Screen,
     View,
@@ -61,7 +62,7 @@ def load(
         except ChatError:
             conversation = None
     if conversation is None:
-        newest = service.conversations(owner)
+        newest = service.conversation_page(owner, limit=1).items  # not the whole list
         conversation = service.conversation(newest[0].id, owner) if newest else None
     settings = conversation.settings if conversation else fresh_settings(service, None)
     opened = view or View()  # the session's fresh view: it carries the page's image hosts
@@ -96,7 +97,7 @@ def new_chat(service: ChatService, owner: str, view: View, model: str | None) ->
 
 
 def search(service: ChatService, owner: str, view: View, text: str) -> Screen:
-    searched = replace(view, search=text)
+    searched = replace(view, search=text, listed=PAGE_SIZE)
     return Screen(view=searched, conversations=conversation_list(service, owner, text))
 
 
@@ -121,7 +122,7 @@ def delete(service: ChatService, owner: str, view: View) -> Screen:
         service.delete(view.conversation_id, owner)
     except ChatError as error:
         return _notice_only(view, error)
-    newest = service.conversations(owner)
+    newest = service.conversation_page(owner, limit=1).items  # not the whole list
     conversation = service.conversation(newest[0].id, owner) if newest else None
     settings = conversation.settings if conversation else fresh_settings(service, None)
     return show(service, owner, view, conversation, settings=settings)

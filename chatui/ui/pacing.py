@@ -12,7 +12,11 @@ follows a clock:
   step that is waiting is shown when its time comes even if nothing follows;
 - a step that adds nothing visible (usage, finish reason) is never a frame;
 - a slow page stays current: the steps that arrived while a frame was being
-  sent are collapsed into the newest, never shown one per frame.
+  sent are collapsed into the newest, never shown one per frame;
+- with ``heartbeat``, a quiet answer (a model that pauses) gives ``None``
+  again every ``heartbeat`` s: the caller yields an empty frame, which is when
+  Gradio can close a generator whose page went away (it cannot close one that
+  is blocked here), so a closed page lets go of its reader within a heartbeat.
 
 Errors of the answer are raised once it has ended, after its steps.
 """
@@ -21,11 +25,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Protocol
 
-from chatui.answer import Answer, Progress
+from chatui.answer import Progress
 
 
-def frames(answer: Answer, interval: float, quiet_after: float) -> Iterator[Progress | None]:
+class Reader(Protocol):
+    """What ``frames`` reads: an ``Answer`` (its starter) or a ``Follower``."""
+
+    def take(self, timeout: float | None = None) -> tuple[list[Progress], bool]: ...
+
+    @property
+    def result(self) -> Progress | None: ...
+
+
+def frames(answer: Reader, interval: float, quiet_after: float,
+           heartbeat: float | None = None) -> Iterator[Progress | None]:
     """The steps to show, paced as the module says; ends when the answer does."""
     shown_size, shown_at = 0, 0.0
     waiting: Progress | None = None
@@ -36,7 +51,7 @@ def frames(answer: Answer, interval: float, quiet_after: float) -> Iterator[Prog
         elif quiet_at is not None:
             timeout = max(0.0, quiet_at - time.monotonic())
         else:
-            timeout = None
+            timeout = heartbeat
         steps, ended = answer.take(timeout)
         if not steps and not ended and waiting is None:
             quiet_at = None

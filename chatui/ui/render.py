@@ -7,23 +7,26 @@ so that an event carrying a chat index (edit, retry) finds its message.
 One tree message can become several chat rows, in this order:
 
 - the reasoning, as a collapsible "thought" block (open with a spinner while it
-  streams, closed once the answer text starts);
+  streams, closed once the answer text starts); shown as written: a ``*`` in it
+  is a star, not emphasis;
 - one collapsible block per tool call (name in the title, arguments as JSON);
 - the cited sources, as one collapsible block: "[n] file, page p — passage", n as in the prompt;
-- the text, ending in a footer: model, tokens, tok/s, time to first token, the
-  status (stopped, error with its text) and the branch control "◀ 2/3 ▶".
+- the text, exactly the message's text: nothing is appended to it.
 
-The footer's buttons carry their action and message id in CSS classes
-(``chatui-act chatui-do-prev chatui-id-<id>``): Gradio's HTML sanitizer keeps
-classes but drops ``data-*`` attributes. ``bridge.py`` turns a click on one into
-a Gradio event. A user message shows a footer only when it has siblings, and
-``strip_footer`` takes it off again when the message is edited.
+What shows under a message (model, tokens, tok/s, time to first token, its
+state, the branch arrows around "2/3" and the actions: copy, edit, regenerate,
+continue, delete) is its **bar**: plain data kept beside the row under
+``BAR`` and taken off by ``split_bars`` before the rows reach the Chatbot,
+then sent to the page as JSON (``ui.actions``), where the bridge draws it
+with DOM text nodes (``bridge.py``). So the footer is in neither the copied
+text nor the message's accessible name, and a streaming answer's text only
+grows at its end. A question with no answer (it failed) gets an empty answer
+row of its own whose bar offers to retry: two failed questions in a row stay
+two bubbles.
 
-Text from outside (answers, reasoning, sources, tool names, the model's name and
-error) is made inert (``sanitize``): no raw HTML, no image that loads by itself
-unless its host is in ``image_hosts`` (``--allowed-image-hosts``). Every
-attribute value and text this module puts into its own HTML is escaped, ids
-included, and kept on one line so that no Markdown starts inside the footer.
+Text from outside (answers, reasoning, sources, tool names) is made inert
+(``sanitize``): no raw HTML, no image that loads by itself unless its host is
+in ``image_hosts`` (``--allowed-image-hosts``). The bars are data, never HTML.
 
 Text is passed as ``{"type": "text", "text": ...}`` rather than a bare string
 because Gradio runs ``inspect.cleandoc`` on bare strings, which removes the
@@ -32,21 +35,21 @@ indentation of code.
 
 from __future__ import annotations
 
-import html
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chatui import tree
-from chatui.sanitize import CHAT_LATEX_DELIMITERS, inert_html, plain_markdown
+from chatui.details import details_markdown
+from chatui.sanitize import CHAT_LATEX_DELIMITERS, inert_html, plain_markdown, stars_as_text
 from chatui.tree import Conversation, Message
 
 ChatRow = dict[str, Any]
+Bar = dict[str, Any]
 
-FOOTER_OPEN = '<div class="chatui-footer">'
-_FOOTER_AT_END = re.compile(r"\s*" + re.escape(FOOTER_OPEN) + r"[\s\S]*$")
+BAR = "chatui_bar"  # the row key that carries its bar until ``split_bars``
 _FENCE = re.compile(r"^\s{0,3}(```|~~~)", re.MULTILINE)
 _IDENTIFIER = re.compile(r"[\w.\- ]*")  # needs no escaping in Markdown
 SNIPPET_CHARS = 300  # of a source's passage in the Sources block; the prompt has it all
@@ -67,12 +70,15 @@ def render_path(
 ) -> RenderedChat:
     """The rows for ``path``; messages not yet stored (a streaming answer) count as newest.
 
-    A question at the end of the path has no answer (it failed): unless an answer
-    is ``streaming`` below it, its footer offers to retry.
+    A question followed by no answer (it failed) gets an answer row that offers to
+    retry, unless an answer is ``streaming`` below the last one.
     """
     rendered = RenderedChat()
     for number, message in enumerate(path, start=1):
-        unanswered = number == len(path) and not streaming
+        following = path[number] if number < len(path) else None
+        last = following is None
+        unanswered = message.role == "user" and (
+            (last and not streaming) or (following is not None and following.role == "user"))
         rendered += render_message(conversation, message, unanswered=unanswered,
                                    image_hosts=image_hosts)
     return rendered
@@ -92,7 +98,10 @@ def render_message(
 ) -> RenderedChat:
     position = branch_position(conversation, message)
     if message.role == "user":
-        rows: list[ChatRow] = [_row("user", _question_text(message, position, unanswered))]
+        rows: list[ChatRow] = [_row("user", message.content, _question_bar(message, position))]
+        if unanswered:
+            rows.append(_row("assistant", "", _bar(message.id, "assistant", state="unanswered",
+                                                   actions=("answer",))))
     elif message.role == "assistant":
         rows = _assistant_rows(message, position, image_hosts)
     else:  # system and tool messages are not part of a chat the user reads
@@ -109,26 +118,35 @@ def branch_position(conversation: Conversation, message: Message) -> tuple[int, 
 
 
 def strip_footer(text: str) -> str:
-    """The message text without the footer this module appended to it."""
-    return _FOOTER_AT_END.sub("", text)
+    """The text of a message being edited. Nothing is appended to a message's text any
+    more (its bar is beside it), so this is the text itself; kept for ``generation``."""
+    return text
 
 
 def pending_rows(text: str) -> RenderedChat:
     """What shows between Send and the first token: the question and a waiting answer."""
-    rows = (_row("user", text), _row("assistant", _footer(["<em>waiting for the model…</em>"])))
+    rows = (_row("user", text, _bar("", "user", text=text)),
+            _row("assistant", "", _bar("", "assistant", state="waiting")))
     return RenderedChat(rows, ("", ""))
 
 
-def _question_text(message: Message, position: tuple[int, int], unanswered: bool) -> str:
-    facts = []
-    if position[1] > 1:
-        facts.append(_branch_control(message.id, position))
-    if unanswered:
-        facts.append("no answer")
-        facts.append(_action(message.id, "answer", "↻ Retry", "Answer this message again"))
-    if not facts:
-        return message.content
-    return f"{_close_open_fence(message.content)}\n\n{_footer(facts)}"
+def split_bars(rows: Iterable[ChatRow], **page: Any) -> tuple[list[ChatRow], str]:
+    """The rows as the Chatbot takes them, and their bars as JSON for the page.
+
+    The JSON is ``{"rows": [bar or null, ...], **page}``: one entry per row, in order.
+    ``page`` adds what the bars share (the models to regenerate with, for instance).
+    """
+    clean: list[ChatRow] = []
+    bars: list[Bar | None] = []
+    for row in rows:
+        bars.append(row.get(BAR))
+        clean.append({key: value for key, value in row.items() if key != BAR})
+    return clean, json.dumps({"rows": bars, **page}, ensure_ascii=False)
+
+
+def _question_bar(message: Message, position: tuple[int, int]) -> Bar:
+    return _bar(message.id, "user", branch=position, text=message.content,
+                actions=("copy", "edit", "delete"))
 
 
 def _assistant_rows(
@@ -142,69 +160,54 @@ def _assistant_rows(
     if message.reasoning:
         thinking = streaming and not message.content and not message.tool_calls
         status = "pending" if thinking else "done"
-        rows.append(_row("assistant", inert(message.reasoning),
-                         {"title": "Reasoning", "status": status}))
+        rows.append(_row("assistant", inert(stars_as_text(message.reasoning)),
+                         metadata={"title": "Reasoning", "status": status}))
     for call in message.tool_calls:
         title = f"Tool call: {_tool_name(call.name) or 'unnamed'}"
         rows.append(_row("assistant", _code_block(_pretty_json(call.arguments), "json"),
-                         {"title": title, "status": "done"}))
+                         metadata={"title": title, "status": "done"}))
     if message.sources:
         listing = "\n".join(
             f"- [{s.number}] **{s.document}**" + (f", page {s.page}" if s.page else "")
             + f" — {_snippet(s.snippet)}" for s in message.sources
         )
-        rows.append(_row("assistant", inert(listing), {"title": "Sources", "status": "done"}))
-    text = _close_open_fence(inert(message.content))
-    footer = _footer(_answer_facts(message, position))
-    rows.append(_row("assistant", f"{text}\n\n{footer}" if text else footer))
+        rows.append(_row("assistant", inert(listing),
+                         metadata={"title": "Sources", "status": "done"}))
+    text = _close_open_fence(inert(message.content)) if not streaming else inert(message.content)
+    rows.append(_row("assistant", text, _answer_bar(message, position)))
     return rows
 
 
-def _answer_facts(message: Message, position: tuple[int, int]) -> list[str]:
+def _answer_bar(message: Message, position: tuple[int, int]) -> Bar:
     facts: list[str] = []
     if message.model:
-        facts.append(_text(message.model))
+        facts.append(message.model)
     timings = message.timings
     if timings is not None:
-        facts.append(f"{timings.generated_tokens} tokens")
+        count = timings.generated_tokens
+        facts.append(f"{count} token" + ("" if count == 1 else "s"))
         if timings.tokens_per_second is not None:
             facts.append(f"{timings.tokens_per_second:.1f} tok/s")
         if timings.ttft_ms is not None:
             facts.append(f"TTFT {timings.ttft_ms:.0f} ms")
     if message.status == "streaming":
-        facts.append("<em>generating…</em>")
-    elif message.status == "stopped":
-        facts.append('<span class="chatui-stopped">⏹ stopped</span>')
-    elif message.status == "error":
-        reason = _text(message.error or "the answer failed")
-        facts.append(f'<span class="chatui-error">⚠️ error: {reason}</span>')
-    if position[1] > 1:
-        facts.append(_branch_control(message.id, position))
-    if message.status != "streaming":
-        facts.append(_action(message.id, "regen", "↻ Regenerate",
-                             "A new answer beside this one, with the model picked in Settings"))
-        facts.append(_action(message.id, "cont", "→ Continue",
-                             "Generate more text at the end of this answer"))
-    return facts
+        return _bar(message.id, "assistant", facts=facts, state="streaming", branch=position)
+    state = message.status if message.status in ("stopped", "error") else ""
+    bar = _bar(message.id, "assistant", facts=facts, state=state, branch=position,
+               error=(message.error or "") if state == "error" else "", text=message.content,
+               actions=("copy", "regen", "cont", "delete"))
+    bar["details"] = details_markdown(message)  # how it was made (``chatui.details``)
+    return bar
 
 
-def _footer(facts: list[str]) -> str:
-    return FOOTER_OPEN + " · ".join(facts) + "</div>"
-
-
-def _branch_control(message_id: str, position: tuple[int, int]) -> str:
-    index, count = position
-    previous = _action(message_id, "prev", "◀", "Previous version", disabled=index <= 1)
-    following = _action(message_id, "next", "▶", "Next version", disabled=index >= count)
-    return f'<span class="chatui-branch">{previous} {index}/{count} {following}</span>'
-
-
-def _action(message_id: str, action: str, label: str, title: str, disabled: bool = False) -> str:
-    # Ids are checked where they enter (``storage.is_safe_id``); escaped here all the same.
-    classes = _text(f"chatui-act chatui-do-{action} chatui-id-{message_id}"
-                    + (" chatui-disabled" if disabled else ""))
-    shown = f'class="{classes}" title="{_text(title)}"' + (" disabled" if disabled else "")
-    return f"<button {shown}>{_text(label)}</button>"
+def _bar(
+    message_id: str, role: str, *, facts: Sequence[str] = (), state: str = "",
+    branch: tuple[int, int] = (1, 1), error: str = "", text: str = "",
+    actions: Sequence[str] = (),
+) -> Bar:
+    """What the page draws under one message; every string in it is shown as text."""
+    return {"id": message_id, "role": role, "facts": list(facts), "state": state,
+            "branch": list(branch), "error": error, "text": text, "actions": list(actions)}
 
 
 def _tool_name(name: str) -> str:
@@ -213,19 +216,13 @@ def _tool_name(name: str) -> str:
     return flat if _IDENTIFIER.fullmatch(flat) else plain_markdown(flat)
 
 
-def _text(value: str) -> str:
-    """Text or an attribute value in this module's HTML: escaped (quotes too) and on one
-    line (a blank line would end the footer's HTML block and start Markdown). ``$`` and
-    ``\\`` become entities: the page finds LaTeX delimiters before it parses anything, and
-    one in the footer must not pair with one in the answer above it."""
-    escaped = html.escape(" ".join(value.split()), quote=True)
-    return escaped.replace("$", "&#36;").replace("\\", "&#92;")
-
-
-def _row(role: str, text: str, metadata: dict[str, Any] | None = None) -> ChatRow:
+def _row(role: str, text: str, bar: Bar | None = None,
+         metadata: dict[str, Any] | None = None) -> ChatRow:
     row: ChatRow = {"role": role, "content": {"type": "text", "text": text}}
     if metadata:
         row["metadata"] = metadata
+    if bar is not None:
+        row[BAR] = bar
     return row
 
 
@@ -236,7 +233,7 @@ def _snippet(text: str, chars: int = SNIPPET_CHARS) -> str:
 
 
 def _close_open_fence(text: str) -> str:
-    """Close a code fence left open (a stopped answer) so the footer is not swallowed."""
+    """Close a code fence left open (a stopped answer), so it ends where the answer does."""
     if len(_FENCE.findall(text)) % 2:
         return text + "\n```"
     return text

@@ -11,17 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from chatui.errors import (
-    BackendError,
-    BackendHTTPError,
-    BackendTimeout,
-    BackendUnavailable,
-    ChatError,
-    InvalidRequest,
-)
+from chatui.errors import ChatError, InvalidRequest
 from chatui.service import ChatService
 from chatui.settings import FIELDS, settings_from_values
 from chatui.tree import Conversation, Settings
+from chatui.ui.chatlist import PAGE_SIZE, ChatList, list_chats
+from chatui.ui.notice import explain
 from chatui.ui.render import ChatRow, render_conversation
 
 # The settings panel, in the order of its inputs: the settings table's order.
@@ -36,6 +31,7 @@ class View:
     message_ids: tuple[str, ...] = ()  # chat row index -> message id ("" for none)
     generating: bool = False
     search: str = ""
+    listed: int = PAGE_SIZE  # how many chats the sidebar lists ("More chats" adds)
     image_hosts: tuple[str, ...] = ()  # images from these show (``--allowed-image-hosts``)
 
 
@@ -45,7 +41,7 @@ class Screen:
 
     view: View
     chat: tuple[ChatRow, ...] | None = None
-    conversations: tuple[tuple[str, str], ...] | None = None  # (title, id), newest first
+    conversations: ChatList | None = None  # the sidebar's list, newest first
     title: str | None = None
     settings: Settings | None = None
     models: tuple[str, ...] | None = None
@@ -78,24 +74,16 @@ def settings_from_form(values: Sequence[Any], base: Settings) -> Settings:
 
 
 def describe_error(error: ChatError) -> str:
-    """A headline that tells the kinds of failure apart, then the service's own words."""
-    if isinstance(error, BackendUnavailable):
-        headline = "The model server is unreachable."
-    elif isinstance(error, BackendTimeout):
-        headline = "The model server timed out."
-    elif isinstance(error, BackendHTTPError):
-        headline = f"The model server returned an error (HTTP {error.status_code})."
-    elif isinstance(error, BackendError):
-        headline = "The model server failed."
-    else:
-        return str(error)
-    return f"{headline} {error}"
+    """What happened and what to try, then the technical detail on its own line
+    (``notice.explain``; the notice line folds it)."""
+    return explain(error)
 
 
-def conversation_list(service: ChatService, owner: str, search: str) -> tuple[tuple[str, str], ...]:
-    """(title, id) of the owner's chats, newest first; only those matching ``search`` if set."""
-    found = service.search(search, owner) if search.strip() else service.conversations(owner)
-    return tuple((summary.title, summary.id) for summary in found)
+def conversation_list(
+    service: ChatService, owner: str, search: str, limit: int = PAGE_SIZE
+) -> ChatList:
+    """The owner's first ``limit`` chats, newest first; only those matching ``search`` if set."""
+    return list_chats(service, owner, search, limit)
 
 
 def show(
@@ -104,13 +92,21 @@ def show(
 ) -> Screen:
     """The whole page for ``conversation`` (None: an empty new chat)."""
     rendered = render_conversation(conversation, image_hosts=view.image_hosts)
+    if notice and _ends_in_error(conversation):
+        notice = ""  # the answer that broke off tells it, once (``ui.notice``)
     opened = replace(
         view, conversation_id=conversation.id if conversation else None,
         message_ids=rendered.message_ids, generating=False,
     )
     return Screen(
         view=opened, chat=rendered.rows,
-        conversations=conversation_list(service, owner, view.search),
+        conversations=conversation_list(service, owner, view.search, view.listed),
         title=conversation.title if conversation else "", notice=notice, **extra,
     )
 
+
+def _ends_in_error(conversation: Conversation | None) -> bool:
+    leaf = conversation.current_leaf_id if conversation else None
+    if conversation is None or leaf is None or leaf not in conversation.messages:
+        return False
+    return conversation.messages[leaf].status == "error"

@@ -13,20 +13,25 @@ and never wait behind the streams.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 
 from chatui.documents import DocumentService
-from chatui.sanitize import plain_markdown
 from chatui.service import ChatService
-from chatui.ui import generation, handlers
+from chatui.ui import actions, generation, handlers
 from chatui.ui.documents.wiring import wire_documents
+from chatui.ui.branchmap import wire_branchmap
+from chatui.ui.gauge import wire_gauge
+from chatui.ui.header import model_choices, wire_header
 from chatui.ui.layout import Page
+from chatui.ui.live import wire_live
+from chatui.ui.notice import notice_markdown
 from chatui.ui.screen import FORM_FIELDS, Screen, View, settings_to_form
+from chatui.ui.sidebar import list_update, wire_sidebar
 from chatui.ui.status import status_line
+from chatui.ui.transfer import wire_transfer
 
 ANSWERS = "answers"
 
@@ -52,6 +57,7 @@ def _outputs(page: Page) -> list[Any]:
     return [
         page.view, page.remembered, page.chatbot, page.conversations, page.title, page.notice,
         page.message, page.send, page.stop, page.new_chat, page.delete, page.rename, *page.form,
+        page.answering_marks, page.bars, page.model_picker,
     ]
 
 
@@ -59,20 +65,21 @@ def updates(screen: Screen, before: View | None = None) -> tuple[Any, ...]:
     """One value per ``_outputs`` entry for ``screen``."""
     skip = gr.skip()
     view = screen.view
-    chat = list(screen.chat) if screen.chat is not None else skip
+    chat: Any = skip
+    bars: Any = skip  # what shows under each message, beside its text (``ui.actions``)
+    model = screen.settings.model if screen.settings is not None else None
+    if screen.chat is not None:
+        chat, bars = actions.bars_value(screen.chat, busy=view.generating,
+                                        models=screen.models, model=model)
     view_out = skip if view == before else view
     if screen.streaming_frame:
-        return (view_out, skip, chat) + (skip,) * (9 + len(FORM_FIELDS))
-    if screen.notice:  # text from outside too (the model server's error): shown as text
-        gr.Warning(html.escape(screen.notice))
+        if before is not None and view.message_ids == before.message_ids:
+            bars = skip  # the same rows: a per-token frame carries the chat's new text alone
+        return (view_out, skip, chat) + (skip,) * (10 + len(FORM_FIELDS)) + (bars, skip)
     idle = not view.generating
-    if screen.conversations is not None:
-        listing = gr.update(choices=list(screen.conversations), value=view.conversation_id,
-                            interactive=idle)
-    else:
-        listing = gr.update(interactive=idle)
-    notice = (skip if screen.notice is None
-              else f"⚠️ {plain_markdown(screen.notice)}" if screen.notice else "")
+    listing, marks = list_update(screen.conversations, view.conversation_id)
+    # Told once, here (no toast); text from outside too (the model server's error): as text
+    notice = skip if screen.notice is None else notice_markdown(screen.notice)
     return (
         view_out,
         view.conversation_id if screen.chat is not None else skip,
@@ -83,10 +90,13 @@ def updates(screen: Screen, before: View | None = None) -> tuple[Any, ...]:
         skip if screen.input_text is None else screen.input_text,
         gr.update(visible=idle),
         gr.update(visible=not idle),
-        gr.update(interactive=idle),
+        gr.update(interactive=True),  # New chat: the answer goes on meanwhile
         gr.update(interactive=idle),
         gr.update(interactive=idle),
         *_form_updates(screen),
+        marks,
+        bars,
+        model_choices(screen.models, model) if screen.settings is not None else skip,
     )
 
 
@@ -110,9 +120,13 @@ def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
     model = page.form[FORM_FIELDS.index("model")]
 
     def shown(screens: Iterator[Screen], before: View) -> Iterator[tuple[Any, ...]]:
+        empty = True
         for screen in screens:
             yield updates(screen, before)
             before = screen.view
+            empty = False
+        if empty:  # Gradio would send null to every output of a generator that yields nothing
+            yield tuple(gr.skip() for _ in outputs)
 
     def on_load(request: gr.Request, remembered: str | None, view: View) -> tuple[Any, ...]:
         return updates(handlers.load(service, session_owner(request), remembered, view))
@@ -128,19 +142,12 @@ def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
         yield from shown(generation.edit(service, session_owner(request), view, data.index, text,
                                          session_address(request)), view)
 
-    def on_act(request: gr.Request, view: View, action: str, picked: str | None
-               ) -> Iterator[tuple[Any, ...]]:
-        yield from shown(generation.act(service, session_owner(request), view, action, picked,
-                                        session_address(request)), view)
+    def on_act(request: gr.Request, view: View, action: str) -> Iterator[tuple[Any, ...]]:
+        yield from shown(actions.run(service, session_owner(request), view, action,
+                                     session_address(request)), view)
 
     def on_stop(request: gr.Request, view: View) -> None:
         generation.stop(service, session_owner(request), view)
-
-    def on_open(request: gr.Request, view: View, conversation_id: str | None) -> tuple[Any, ...]:
-        if not conversation_id:
-            return updates(Screen(view=view), view)
-        screen = handlers.open_conversation(service, session_owner(request), view, conversation_id)
-        return updates(screen, view)
 
     def on_clear(request: gr.Request, view: View) -> tuple[Any, ...]:
         # The Chatbot's own Clear (hidden by the stylesheet) only empties the screen.
@@ -163,7 +170,7 @@ def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
 
     # Outside the queue: opening the page is quick and must work when the queue is full
     # (with --max-queue answers waiting, a queued load would be refused and the page broken).
-    page.blocks.load(on_load, [page.remembered, page.view], outputs, queue=False,
+    loaded = page.blocks.load(on_load, [page.remembered, page.view], outputs, queue=False,
                      api_visibility="private")
     answer_options: dict[str, Any] = {
         "outputs": outputs, "concurrency_id": ANSWERS, "show_progress": "hidden",
@@ -172,7 +179,7 @@ def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
         gr.on([page.send.click, page.message.submit], on_send, [page.view, page.message, *form],
               api_name="send", **answer_options),
         page.chatbot.edit(on_edit, [page.view], api_visibility="private", **answer_options),
-        page.bridge.submit(on_act, [page.view, page.bridge, model], api_name="act",
+        page.bridge.submit(on_act, [page.view, page.bridge], api_name="act",
                            **answer_options),
     ]
     # The model's status line: on load, every few seconds, and after each answer (or error).
@@ -184,11 +191,13 @@ def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
         event.then(lambda: status_line(service), None, page.backend_status, **status)
     quick: dict[str, Any] = {"outputs": outputs, "concurrency_limit": None,
                              "show_progress": "hidden"}
-    page.bridge.click(on_act, [page.view, page.bridge, model], api_name="step", **quick)
+    page.bridge.click(on_act, [page.view, page.bridge], api_name="step", **quick)
     # Not queued: Stop must work while the queue is full (``--max-queue`` reached).
     page.stop.click(on_stop, [page.view], None, queue=False, api_name="stop",
                     show_progress="hidden")
-    page.conversations.input(on_open, [page.view, page.conversations], api_name="open", **quick)
+    opened = wire_sidebar(page.conversations, page.answering_marks, page.sidebar_timer,
+                          page.view, service, outputs=outputs, shown=updates,
+                          owner_of=session_owner)
     page.chatbot.clear(on_clear, [page.view], api_visibility="private", **quick)
     page.new_chat.click(on_new, [page.view, model], api_name="new_chat", **quick)
     # .change, not .input: Gradio 6 fires no "input" when a key deletes text
@@ -209,5 +218,14 @@ def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
              if field is not model and not isinstance(field, gr.Checkbox)]
     gr.on([*saves, model.input, rag.input], on_settings, [page.view, *form],
           api_name="save_settings", **quick)
+    wire_header(page.model_picker, model, lambda picked: picked.then(
+        on_settings, [page.view, *form], api_visibility="private", **quick))
     wire_documents(page, service, documents, outputs=outputs, shown=updates,
                    owner_of=session_owner)
+    wire_transfer(page.transfer, page.view, service, documents.uploads, outputs=outputs,
+                  shown=updates, owner_of=session_owner)
+    wire_gauge(page.gauge, page.view, page.message, service, session_owner, loaded)
+    wire_branchmap(page.branch_map, page.view, service, outputs=outputs, shown=updates,
+                   owner_of=session_owner, loaded=loaded)
+    wire_live(service, page.view, outputs, shown, session_owner, opened=[loaded, opened],
+              leaving=[page.conversations.click, page.new_chat.click], streams=answered)

@@ -4,7 +4,13 @@
       Add to: this chat | my library    a drop zone for several files at once
       what happened to each file (its chunks, or why it was refused)
       the documents the open chat can use: name, pages, chunks, scope; pick one, Delete
+        (asks first: "Delete <name> (scope)?" Yes / Cancel)
       search them: query, mode (hybrid, dense, bm25) -> rank, score, file, page, passage
+    and, by the message box, the open chat's own files as chips
+
+The list and the chips follow the chat on screen: they are read again whenever
+the session's View changes (another chat, New chat, a delete, an import, the
+page's load).
 
 Split like the chat UI:
 
@@ -32,7 +38,9 @@ from chatui.ui.documents.handlers import (
     HitRow,
     Shelf,
     UploadStep,
+    attachment_chips,
     delete_document,
+    delete_question,
     search,
     shelf,
     upload,
@@ -49,7 +57,9 @@ __all__ = [
     "HitRow",
     "Shelf",
     "UploadStep",
+    "attachment_chips",
     "delete_document",
+    "delete_question",
     "search",
     "shelf",
     "upload",

@@ -20,6 +20,7 @@ upload checks):
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,25 @@ def shelf(documents: DocumentService, owner: str, view: View) -> Shelf:
         rows.append((entry.name, entry.pages, entry.chunks, scope))
         choices.append((f"{entry.name} ({scope})", entry.document_id))
     return Shelf(tuple(rows), tuple(choices))
+
+
+def attachment_chips(found: Shelf) -> str:
+    """HTML: one chip per file attached to the open chat (names escaped), or nothing."""
+    names = [row[0] for row in found.rows if row[3] == "this chat"]
+    if not names:
+        return ""
+    chips = "".join(f'<span class="chatui-chip" title="Attached to this chat">'
+                    f"{html.escape(name)}</span>" for name in names)
+    return ('<div class="chatui-chips" role="group" aria-label="Files attached to this chat">'
+            f'<span class="chatui-chips-label">Attached:</span>{chips}</div>')
+
+
+def delete_question(found: Shelf, document_id: str | None) -> str | None:
+    """Markdown asking to confirm deleting the picked document; None if it is not listed."""
+    label = next((label for label, key in found.choices if key == document_id), None)
+    if label is None:
+        return None
+    return inert_html(f"**Delete {label}?** It cannot be undone.")
 
 
 def upload(
@@ -163,10 +183,10 @@ def upload_report(outcomes: Sequence[FileOutcome], where: str, note: str = "") -
             again = " (already there)" if outcome.duplicate else ""
             lines.append(f"- ✓ {outcome.name}: {_chunks(outcome.chunks)}{again}")
     if refused:
-        lines.append(f"**Not added ({len(refused)} of {len(outcomes)}):**")
+        lines.append(f"\n**Not added ({len(refused)} of {len(outcomes)}):**")  # not in the list
         lines.extend(f"- ✗ {outcome.error}" for outcome in refused)
     if note and added:
-        lines.append(note)
+        lines.append(f"\n{note}")  # its own paragraph, not a lazy line of the last item
     return inert_html("\n".join(lines))
 
 

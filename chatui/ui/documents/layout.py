@@ -11,6 +11,16 @@ from rag_index import SUPPORTED_EXTENSIONS
 
 FILE_TYPES = " ".join(sorted(SUPPORTED_EXTENSIONS))  # what the loader reads, one definition
 
+# ----- helper F: the attachment chips by the message box ---------------------------------
+CHIPS_CSS = """
+.chatui-chips { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin: 2px 0 4px; }
+.chatui-chips-label { font-size: var(--text-sm); color: var(--body-text-color-subdued); }
+.chatui-chip { display: inline-flex; align-items: center; min-height: 24px; padding: 2px 10px;
+  border-radius: 999px; border: 1px solid var(--border-color-primary);
+  background: var(--background-fill-secondary); font-size: var(--text-sm);
+  max-width: 260px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class DocumentsPanel:
@@ -24,10 +34,22 @@ class DocumentsPanel:
     mode: gr.Radio
     find: gr.Button
     hits: gr.Dataframe
+    chips: gr.HTML  # the open chat's attachments, by the message box (``build_attachment_chips``)
+    confirm_row: gr.Row  # "Delete <name>?" Yes / Cancel, shown by Delete
+    confirm_text: gr.Markdown
+    confirm_delete: gr.Button
+    cancel_delete: gr.Button
 
 
-def build_documents_panel() -> DocumentsPanel:
+def build_attachment_chips() -> gr.HTML:
+    """Where the open chat's attached files show as chips; placed by ``ui.layout``."""
+    return gr.HTML("", elem_id="chatui-attachments", padding=False, css_template=CHIPS_CSS)
+
+
+def build_documents_panel(chips: gr.HTML | None = None) -> DocumentsPanel:
+    """The panel; ``chips`` is where the page placed the chips (else they go in the panel)."""
     with gr.Accordion("Documents", open=False, elem_id="chatui-documents"):
+        chips = chips if chips is not None else build_attachment_chips()
         scope = gr.Radio(
             [("This chat", THIS_CHAT), ("My library (all my chats)", MY_LIBRARY)],
             value=THIS_CHAT, label="Add to", elem_id="chatui-document-scope",
@@ -45,7 +67,14 @@ def build_documents_panel() -> DocumentsPanel:
         with gr.Row(equal_height=True):
             picked = gr.Dropdown(choices=[], value=None, label="Document", scale=4,
                                  elem_id="chatui-document-picked")
-            delete = gr.Button("Delete document", variant="stop", size="sm", scale=1)
+            delete = gr.Button("Delete document", variant="stop", size="sm", scale=1,
+                               elem_id="chatui-document-delete")
+        with gr.Row(visible=False, elem_id="chatui-document-confirm") as confirm_row:
+            confirm_text = gr.Markdown("")
+            confirm_delete = gr.Button("Yes, delete", variant="stop", size="sm", scale=0,
+                                       elem_id="chatui-document-confirm-delete")
+            cancel_delete = gr.Button("Cancel", size="sm", scale=0,
+                                      elem_id="chatui-document-cancel-delete")
         with gr.Row(equal_height=True):
             query = gr.Textbox(label="Search the documents", scale=4,
                                placeholder="Words or a question", elem_id="chatui-document-query")
@@ -57,4 +86,5 @@ def build_documents_panel() -> DocumentsPanel:
             column_widths=["5%", "9%", "20%", "7%", "59%"],
             label="Best passages", elem_id="chatui-document-hits",
         )
-    return DocumentsPanel(scope, files, report, listing, picked, delete, query, mode, find, hits)
+    return DocumentsPanel(scope, files, report, listing, picked, delete, query, mode, find, hits,
+                          chips, confirm_row, confirm_text, confirm_delete, cancel_delete)
