@@ -40,9 +40,6 @@ CSS = """
 #chatui-bridge, #chatui-bars { display: none !important; }
 #chatui-chat button[aria-label="Clear"] { display: none; }
 #chatui-notice { color: var(--error-text-color, #b91c1c); }
-#chatui-conversations .wrap { flex-direction: column; flex-wrap: nowrap; gap: 2px; }
-#chatui-conversations label { width: 100%; }
-#chatui-conversations label span { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 /* ---- helper G: message bars, header, errors ---- */
 #chatui-chat div.message:not(:has(textarea.edit-textarea)) + .message-buttons { display: none; }
 #chatui-chat button.copy_code_button { display: none; }  /* one Copy per message: the bar's */

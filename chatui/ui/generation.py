@@ -148,25 +148,6 @@ def answer(
     )
 
 
-def act(
-    service: ChatService, owner: str, view: View, value: str | None, model: str | None,
-    address: str | None = None,
-) -> Iterator[Screen]:
-    """Run a footer button's action (see ``render``): branch steps, regenerate, continue."""
-    parsed = handlers.parse_action(value)
-    if parsed is None:
-        return
-    action, message_id = parsed
-    if action in ("prev", "next"):
-        yield handlers.step(service, owner, view, message_id, -1 if action == "prev" else 1)
-    elif action == "regen":
-        yield from regenerate(service, owner, view, message_id, model, address)
-    elif action == "cont":
-        yield from continue_answer(service, owner, view, message_id, address)
-    else:
-        yield from answer(service, owner, view, message_id, model, address)
-
-
 def stop(service: ChatService, owner: str, view: View) -> bool:
     """Stop the open chat's answer; True if one was stopped.
 

@@ -18,7 +18,6 @@ from typing import Any
 
 from chatui.errors import ChatError
 from chatui.service import ChatService
-from chatui.storage import is_safe_id
 from chatui.tree import Conversation, Settings
 from chatui.ui.chatlist import PAGE_SIZE
 from chatui.ui.screen import (
@@ -152,14 +151,4 @@ def step(service: ChatService, owner: str, view: View, message_id: str, directio
     except ChatError as error:
         return _notice_only(view, error)
     return show(service, owner, view, conversation)
-
-
-def parse_action(value: str | None) -> tuple[str, str] | None:
-    """The (action, message id) a footer button sent through the bridge: "prev <id> <nonce>"."""
-    parts = (value or "").split()
-    if len(parts) < 2 or parts[0] not in {"prev", "next", "regen", "cont", "answer"}:
-        return None
-    if not is_safe_id(parts[1]):  # the page sent it: an id no message can have
-        return None
-    return parts[0], parts[1]
 
