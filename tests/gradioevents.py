@@ -53,17 +53,21 @@ class Forger:
                      if c["props"].get("elem_id") == elem_id]
         return output[dependency["outputs"].index(target)]
 
-    def send(self, dependency: dict[str, Any], event_data: Any,
-             data: list[Any] | None = None, within: float = 60.0) -> dict[str, Any]:
-        """Run the event with ``event_data``; its completed message (``output``, ``success``)."""
-        if data is None:
-            data = [self.components[i]["props"].get("value") for i in dependency["inputs"]]
+    def defaults(self, dependency: dict[str, Any]) -> list[Any]:
+        """The event's inputs as the page first holds them."""
+        return [self.components[i]["props"].get("value") for i in dependency["inputs"]]
+
+    def join(self, dependency: dict[str, Any], data: list[Any], event_data: Any = None,
+             within: float = 60.0) -> list[dict[str, Any]]:
+        """POST queue/join, then read queue/data until this event completes: its messages
+        (heartbeats arrive meanwhile, so an event that never completes fails after ``within``)."""
         deadline = time.monotonic() + within
         joined = self.http.post("/gradio_api/queue/join", json={
             "data": data, "fn_index": dependency["id"], "trigger_id": dependency["targets"][0][0],
             "session_hash": self.session, "event_data": event_data})
         assert joined.status_code == 200, joined.text
         event_id = joined.json()["event_id"]
+        messages: list[dict[str, Any]] = []
         with self.http.stream("GET", "/gradio_api/queue/data",
                               params={"session_hash": self.session}) as stream:
             for line in stream.iter_lines():
@@ -72,7 +76,15 @@ class Forger:
                 if not line.startswith("data:"):
                     continue
                 message = json.loads(line[5:])
-                if message.get("event_id") == event_id and message.get("msg") == (
-                        "process_completed"):
-                    return dict(message)
-        raise AssertionError("the event never completed")
+                if message.get("event_id") == event_id:
+                    messages.append(message)
+                    if message.get("msg") == "process_completed":
+                        return messages
+        raise AssertionError(f"the event never completed: {messages}")
+
+    def send(self, dependency: dict[str, Any], event_data: Any,
+             data: list[Any] | None = None, within: float = 60.0) -> dict[str, Any]:
+        """Run the event with ``event_data``; its completed message (``output``, ``success``)."""
+        if data is None:
+            data = self.defaults(dependency)
+        return dict(self.join(dependency, data, event_data, within)[-1])

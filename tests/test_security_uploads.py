@@ -15,9 +15,7 @@ upload does not hold back another user's.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +31,7 @@ from rag_index import IngestBatch
 from tests.apiharness import open_test_runtime, wait_until
 from tests.conftest import serve_app
 from tests.fakebackend import FakeBackend
+from tests.gradioevents import Forger
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -65,60 +64,14 @@ def forged(path: str) -> dict[str, Any]:
             "mime_type": None, "is_stream": False, "meta": {"_type": "gradio.FileData"}}
 
 
-class Visitor:
+class Visitor(Forger):
     """One browser's worth of HTTP (own cookies, own Gradio session), without a browser."""
 
     def __init__(self, url: str, login: str | None = None) -> None:
-        self.http = httpx.Client(base_url=url, timeout=60)
-        if login is not None:
-            response = self.http.post("/login", data={"username": login,
-                                                      "password": USERS[login]})
-            assert response.status_code == 200, response.text
-        self.http.get("/")  # an anonymous visitor gets their cookie here
-        self.session = secrets.token_hex(6)
-        config = self.http.get("/config")
-        assert config.status_code == 200, config.text
-        self.config = config.json()
-        self.components = {c["id"]: c for c in self.config["components"]}
+        super().__init__(url, login=None if login is None else (login, USERS[login]))
 
     def close(self) -> None:
         self.http.close()
-
-    def event(self, elem_id: str, trigger: str) -> dict[str, Any]:
-        """The dependency an event of the element ``elem_id`` runs (its ``id`` is fn_index)."""
-        (target,) = [i for i, c in self.components.items()
-                     if c["props"].get("elem_id") == elem_id]
-        (dependency,) = [d for d in self.config["dependencies"]
-                         if [target, trigger] in d["targets"]]
-        return dependency
-
-    def defaults(self, dependency: dict[str, Any]) -> list[Any]:
-        return [self.components[i]["props"].get("value") for i in dependency["inputs"]]
-
-    def join(self, dependency: dict[str, Any], data: list[Any],
-             within: float = 60.0) -> list[dict[str, Any]]:
-        """POST queue/join, then read queue/data until this event completes (heartbeats
-        arrive meanwhile, so an event that never completes fails after ``within`` s)."""
-        deadline = time.monotonic() + within
-        joined = self.http.post("/gradio_api/queue/join", json={
-            "data": data, "fn_index": dependency["id"], "trigger_id": dependency["targets"][0][0],
-            "session_hash": self.session, "event_data": None})
-        assert joined.status_code == 200, joined.text
-        event_id = joined.json()["event_id"]
-        messages: list[dict[str, Any]] = []
-        with self.http.stream("GET", "/gradio_api/queue/data",
-                              params={"session_hash": self.session}) as stream:
-            for line in stream.iter_lines():
-                if time.monotonic() > deadline:
-                    break
-                if not line.startswith("data:"):
-                    continue
-                message = json.loads(line[5:])
-                if message.get("event_id") == event_id:
-                    messages.append(message)
-                    if message.get("msg") == "process_completed":
-                        return messages
-        raise AssertionError(f"the event never completed: {messages}")
 
     def upload_event(self, paths: list[str], scope: str = "library") -> list[dict[str, Any]]:
         dependency = self.event("chatui-upload", "upload")
