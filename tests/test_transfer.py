@@ -318,3 +318,19 @@ def test_the_ui_download_and_the_rest_export_read_as_the_same_chat() -> None:
     for by_rest, by_ui in zip(rest_data["messages"], ui_data["messages"], strict=True):
         assert {k: v for k, v in by_rest.items() if v is not None and k != "timings"} == {
             k: v for k, v in by_ui.items() if v is not None and k != "timings"}
+
+
+@pytest.mark.parametrize(("settings", "said"), [
+    ({"min_p": {"x": 1}}, "'min_p' must be a number"),
+    ({"temperature": "hot"}, "'temperature' must be a number"),
+    ({"top_p": 5}, "'top_p' must be at most 1"),
+    ({"seed": True}, "'seed' must be a number"),
+    ({"model": ["a"]}, "'model' must be text"),
+    ({"rag_enabled": "yes"}, "'rag_enabled' must be true or false"),
+])
+def test_imported_settings_outside_what_the_api_allows_are_refused(
+    settings: dict[str, Any], said: str,
+) -> None:
+    body = json.dumps({"title": "t", "messages": [], "settings": settings}).encode()
+    with pytest.raises(building.ImportRefused, match=said):
+        transfer.read_chats(body, "alice")

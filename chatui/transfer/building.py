@@ -27,7 +27,7 @@ from typing import Any
 from chatui import tree
 from chatui.codec import is_safe_id, tree_problem
 from chatui.errors import InvalidRequest
-from chatui.settings import MAX_NAME, settings_from_stored
+from chatui.settings import FIELDS, MAX_NAME, settings_from_stored
 from chatui.tree import Conversation, Message, Settings, Source, Status, Timings, ToolCall
 
 MAX_MESSAGES = 20_000  # per imported chat
@@ -121,10 +121,32 @@ def stored_settings(value: Any) -> Settings | None:
     """A chatui settings object, made to fit today's ranges; None when there is none."""
     if value is None:
         return None
+    given = mapping(value, "The settings")
+    for setting in FIELDS:
+        problem = _setting_problem(setting, given.get(setting.name))
+        if problem:
+            raise ImportRefused(f"The setting {setting.name!r} {problem}.")
     try:
-        return settings_from_stored(mapping(value, "The settings"))
+        return settings_from_stored(given)
     except (TypeError, ValueError) as error:
         raise ImportRefused(f"The settings cannot be read: {error}") from None
+
+
+def _setting_problem(setting: Any, value: Any) -> str:
+    """Why an imported setting cannot be taken ("" if it can), as the REST schema says."""
+    if value is None:
+        return ""
+    if setting.name in ("model", "system_prompt"):
+        return "" if isinstance(value, str) else "must be text"
+    if setting.name == "rag_enabled":
+        return "" if isinstance(value, bool) else "must be true or false"
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        return "must be a number"
+    if setting.minimum is not None and value < setting.minimum:
+        return f"must be at least {setting.minimum}"
+    if setting.maximum is not None and value > setting.maximum:
+        return f"must be at most {setting.maximum}"
+    return ""
 
 
 def build(chat: ChatDraft, owner: str, *, keep_ids: bool = False) -> Conversation:
