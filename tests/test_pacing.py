@@ -144,3 +144,25 @@ def test_a_follower_is_paced_like_the_starter() -> None:
     assert len(shown) == 2 and shown[1].endswith(f"t{TOKENS - 1} ")
     follower.close()
     assert answer.readers == 1  # the starter, still attached
+
+
+def test_the_last_words_are_a_frame_of_their_own_when_the_answer_ends() -> None:
+    """Words that came within a frame's interval of the end are yielded as a step: the
+    page shows them without waiting for the screen of the whole stored chat."""
+    def quick() -> Iterator[Progress]:
+        conversation = new_conversation()
+        yield Progress(conversation, _answer("t0 "), content_delta="t0 ")
+        yield Progress(conversation, _answer("t0 t1 "), content_delta="t1 ")
+
+    answer = _started(quick())
+    shown = [step.message.content for step in frames(answer, interval=60.0, quiet_after=60.0)
+             if step is not None]
+    assert shown[-1] == "t0 t1 ", shown
+
+
+def test_a_long_chat_gets_fewer_frames_but_never_fewer_than_four_a_second() -> None:
+    from chatui.ui.generation import frame_interval
+
+    intervals = [frame_interval(rows) for rows in (0, 20, 200, 2_000, 20_000)]
+    assert intervals == sorted(intervals) and intervals[0] < intervals[2]
+    assert intervals[-1] <= 0.25

@@ -53,3 +53,31 @@ def test_a_frame_whose_rows_change_sends_the_bars() -> None:
     _, rendered = _chat("t0")
     frame = updates(Screen(view=grown, chat=rendered.rows, streaming_frame=True), first_view)
     assert isinstance(frame[BARS], str)
+
+
+def test_an_answer_streams_into_few_outputs_and_one_event_follows_the_view(
+    fake_backend: Any, tmp_path: Any,
+) -> None:
+    """Gradio builds a throwaway component for each output a frame skips, and the page
+    updates the loading status of every component per event: an answer's events list only
+    what a frame can change (not the settings form), and the documents list, the gauge and
+    the branch map follow the View in one event, not three. Gradio's analytics table is
+    not summed up after every event."""
+    from chatui.ui import ANALYTICS_EVERY, build_ui
+    from tests.apiharness import open_test_runtime
+
+    with open_test_runtime(fake_backend.base_url, tmp_path / "data") as runtime:
+        blocks = build_ui(runtime)
+    config = blocks.get_config_file()
+    dependencies = config["dependencies"]
+    by_name = {dependency["api_name"]: dependency for dependency in dependencies
+               if dependency.get("api_name")}
+    answer_outputs = set(by_name["send"]["outputs"])
+    page_outputs = set(by_name["new_chat"]["outputs"])
+    assert answer_outputs < page_outputs and len(answer_outputs) <= len(page_outputs) // 2
+    assert set(by_name["act"]["outputs"]) == answer_outputs
+    view = by_name["send"]["inputs"][0]
+    follows = [dependency for dependency in dependencies
+               if [view, "change"] in [list(target) for target in dependency["targets"]]]
+    assert len(follows) == 1
+    assert blocks._queue.ANAYLTICS_CACHE_FREQUENCY >= ANALYTICS_EVERY  # Gradio's name for it

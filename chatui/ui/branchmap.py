@@ -39,6 +39,7 @@ from chatui.service import ChatService
 from chatui.storage import is_safe_id
 from chatui.store import shorten
 from chatui.ui.actions import delete_branch
+from chatui.ui.refresh import Refresh
 from chatui.ui.screen import Screen, View, describe_error, show
 
 ACTS = {"jump": 1, "prune": 1, "fork": 1, "compare": 2}  # act -> how many ids it takes
@@ -347,9 +348,10 @@ def wire_branchmap(
     panel: MapPanel, view: gr.State, service: ChatService, *, outputs: list[Any],
     shown: Callable[[Screen, View | None], tuple[Any, ...]],
     owner_of: Callable[[gr.Request | None], str], loaded: Any,
-) -> None:
-    """Draw the map when the fold opens and when the view changes while it is open;
-    clicks on it act through the bridge and redraw it."""
+) -> Refresh:
+    """Draw the map when the fold opens and when the view changes while it is open (the
+    ``Refresh`` returned, for ``ui.refresh``); clicks on it act through the bridge and
+    redraw it."""
     skip = gr.skip()
 
     def redraw(request: gr.Request, view: View, open_: bool) -> Any:
@@ -374,7 +376,7 @@ def wire_branchmap(
     panel.fold.collapse(lambda: False, None, panel.shown, **quiet)
     refresh: dict[str, Any] = {"fn": redraw, "inputs": [view, panel.shown],
                                "outputs": panel.map, **quiet}
-    view.change(**refresh)
     loaded.then(**refresh)
     panel.bridge.click(on_act, [view, panel.bridge],
                        [*outputs, panel.map, panel.compare], **quiet)
+    return Refresh(redraw, [view, panel.shown], [panel.map])

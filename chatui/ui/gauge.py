@@ -27,6 +27,7 @@ from chatui.context import ContextUse
 from chatui.errors import ChatError
 from chatui.events import PromptProgress
 from chatui.service import ChatService
+from chatui.ui.refresh import Refresh
 from chatui.ui.screen import View
 
 TICK_SECONDS = 0.5
@@ -87,9 +88,9 @@ def prompt_html(progress: PromptProgress | None, waited: float) -> str:
 def wire_gauge(
     gauge: Gauge, view: gr.State, message: gr.Textbox, service: ChatService,
     owner_of: Callable[[gr.Request | None], str], loaded: Any,
-) -> None:
-    """Refresh on ``view`` changes and after ``loaded`` (the page's load, which runs outside
-    the queue, where Gradio fires no state change)."""
+) -> Refresh:
+    """Refresh after ``loaded`` (the page's load, which runs outside the queue, where Gradio
+    fires no state change); the ``Refresh`` returned is for ``view`` changes (``ui.refresh``)."""
     def context_line(request: gr.Request, view: View, draft: str | None) -> str:
         if view.conversation_id is None:
             return ""
@@ -129,8 +130,8 @@ def wire_gauge(
                              "concurrency_limit": None}
     refresh = {"fn": on_view, "inputs": [view, message, gauge.since],
                "outputs": [gauge.line, gauge.timer, gauge.since], **quiet}
-    view.change(**refresh)
     loaded.then(**refresh)
     message.change(context_line, [view, message], gauge.line, trigger_mode="always_last",
                    **quiet)
     gauge.timer.tick(on_tick, [view, gauge.since], [gauge.line, gauge.timer], **quiet)
+    return Refresh(on_view, refresh["inputs"], refresh["outputs"])

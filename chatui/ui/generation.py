@@ -7,9 +7,9 @@ Like ``handlers``, plain functions over the chat service that yield ``Screen``s:
 - a first Screen (the question shown, Stop visible) within ``FIRST_SCREEN_WAIT``,
   with the first tokens if they came by then; the request starts at once (the
   service's ``Answer`` runs it on its own thread; ``pacing.frames`` reads it);
-- then at most one Screen per ``FRAME_INTERVAL`` while tokens arrive (the first
-  token at once): a long conversation is rendered once per frame, and what is
-  above the answer only once per answer;
+- then at most one Screen per ``frame_interval`` (longer in a long chat) while
+  tokens arrive (the first token at once, the last ones as they end): what is
+  above the answer is rendered only once per answer;
 - always a last Screen rendered from the store, with the error (if any) told
   in words: a failed answer with no text is gone, a partial one is marked.
 
@@ -46,7 +46,9 @@ from chatui.ui.render import (
 )
 from chatui.ui.screen import Screen, View, describe_error, settings_from_form, show
 
-FRAME_INTERVAL = 0.05  # seconds between streamed screen updates
+FRAME_INTERVAL = 0.05  # seconds between streamed screen updates, in a short chat
+FRAME_PER_ROW = 0.0005  # s more per message already shown: the page re-reads them all per frame
+FRAME_INTERVAL_MAX = 0.25
 FIRST_SCREEN_WAIT = 0.1  # show the question at once, unless the first token is this close
 HEARTBEAT = 1.0  # s: an empty frame while the model is quiet, so a closed page lets go
 
@@ -180,6 +182,17 @@ def follow(service: ChatService, owner: str, view: View) -> Iterator[Screen]:
     yield from _stream(service, owner, view, follower, None)
 
 
+def frame_interval(rows: int) -> float:
+    """Seconds between frames of an answer below ``rows`` messages.
+
+    Gradio's page copies and diffs the whole chat for every frame, so a frame of
+    a 200-message chat costs the browser several times one of a new chat; on a
+    busy machine 20 of them a second fell behind the stream (the last words
+    showed seconds late). Fewer frames for longer chats keep the page current.
+    """
+    return min(FRAME_INTERVAL + FRAME_PER_ROW * rows, FRAME_INTERVAL_MAX)
+
+
 def _message_at(view: View, index: Any) -> str:
     position = index[0] if isinstance(index, (list, tuple)) else index
     if not isinstance(position, int) or not 0 <= position < len(view.message_ids):
@@ -223,8 +236,8 @@ def _stream(
     paced: Reader = reader
     try:
         prefix: RenderedChat | None = None
-        for progress in frames(paced, FRAME_INTERVAL, quiet_after=FIRST_SCREEN_WAIT,
-                               heartbeat=HEARTBEAT):
+        for progress in frames(paced, frame_interval(len(view.message_ids)),
+                               quiet_after=FIRST_SCREEN_WAIT, heartbeat=HEARTBEAT):
             if progress is None:  # quiet: the question and a waiting answer, once; else nothing
                 frame = waiting() if waiting and first else None
             else:
@@ -235,6 +248,8 @@ def _stream(
                                                 image_hosts=view.image_hosts)
             if frame:
                 running = replace(running, message_ids=frame.message_ids)
+                if first:  # the words alone first: no buttons, list or bars to wait for
+                    yield Screen(view=running, chat=frame.rows, streaming_frame=True, light=True)
             yield Screen(
                 view=running, chat=frame.rows if frame else None, streaming_frame=not first,
                 notice="" if first else None, input_text="" if first and typed else None,

@@ -11,6 +11,7 @@ follows a clock:
 - after that, at most one frame per ``interval``, always the newest step, and a
   step that is waiting is shown when its time comes even if nothing follows;
 - a step that adds nothing visible (usage, finish reason) is never a frame;
+- when the answer ends, a step still waiting for its time is shown at once;
 - a slow page stays current: the steps that arrived while a frame was being
   sent are collapsed into the newest, never shown one per frame;
 - with ``heartbeat``, a quiet answer (a model that pauses) gives ``None``
@@ -63,6 +64,8 @@ def frames(answer: Reader, interval: float, quiet_after: float,
                     waiting = step
                 break
         if ended:
+            if waiting is not None:  # the last words at once, in a frame as light as the others
+                yield waiting
             break
         if waiting is not None:
             if shown_size and time.monotonic() - shown_at < interval:

@@ -2,7 +2,8 @@
 
 Every handler's ``Screen`` goes through ``updates`` into the same list of
 outputs (``_outputs``); a part the Screen leaves as ``None`` is ``gr.skip()``.
-While an answer streams, only the chat (and the session's view) change.
+The events that stream an answer list fewer outputs (``_streamed_outputs``);
+while it streams, only the chat (and the session's view) change.
 
 Concurrency: every event that streams an answer shares the concurrency group
 "answers", whose limit is the queue's default (``server.py`` sets it from
@@ -28,6 +29,7 @@ from chatui.ui.header import model_choices, wire_header
 from chatui.ui.layout import Page
 from chatui.ui.live import wire_live
 from chatui.ui.notice import notice_markdown
+from chatui.ui.refresh import on_view_change
 from chatui.ui.screen import FORM_FIELDS, Screen, View, settings_to_form
 from chatui.ui.sidebar import list_update, wire_sidebar
 from chatui.ui.status import status_line
@@ -61,6 +63,21 @@ def _outputs(page: Page) -> list[Any]:
     ]
 
 
+def _streamed_outputs(page: Page) -> list[Any]:
+    """The parts an answer's frames can change: a subset of ``_outputs``.
+
+    Gradio builds a throwaway component for every output a frame skips, so a
+    streaming event lists only these (the settings form, the model picker and
+    New chat never change while an answer streams): Gradio's work per frame is
+    halved (3.9 vs 7.8 ms for a new chat, 5.7 vs 15.6 ms for 200 messages).
+    """
+    return [
+        page.view, page.remembered, page.chatbot, page.conversations, page.title, page.notice,
+        page.message, page.send, page.stop, page.delete, page.rename, page.answering_marks,
+        page.bars,
+    ]
+
+
 def updates(screen: Screen, before: View | None = None) -> tuple[Any, ...]:
     """One value per ``_outputs`` entry for ``screen``."""
     skip = gr.skip()
@@ -73,7 +90,7 @@ def updates(screen: Screen, before: View | None = None) -> tuple[Any, ...]:
                                         models=screen.models, model=model)
     view_out = skip if view == before else view
     if screen.streaming_frame:
-        if before is not None and view.message_ids == before.message_ids:
+        if screen.light or (before is not None and view.message_ids == before.message_ids):
             bars = skip  # the same rows: a per-token frame carries the chat's new text alone
         return (view_out, skip, chat) + (skip,) * (10 + len(FORM_FIELDS)) + (bars, skip)
     idle = not view.generating
@@ -116,17 +133,21 @@ def _form_updates(screen: Screen) -> list[Any]:
 
 def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
     outputs = _outputs(page)
+    streamed = _streamed_outputs(page)
+    picked = [next(i for i, part in enumerate(outputs) if part is wanted) for wanted in streamed]
     form = list(page.form)
     model = page.form[FORM_FIELDS.index("model")]
 
     def shown(screens: Iterator[Screen], before: View) -> Iterator[tuple[Any, ...]]:
+        """The frames of an answer, for the ``streamed`` outputs."""
         empty = True
         for screen in screens:
-            yield updates(screen, before)
+            values = updates(screen, before)
+            yield tuple(values[i] for i in picked)
             before = screen.view
             empty = False
         if empty:  # Gradio would send null to every output of a generator that yields nothing
-            yield tuple(gr.skip() for _ in outputs)
+            yield tuple(gr.skip() for _ in streamed)
 
     def on_load(request: gr.Request, remembered: str | None, view: View) -> tuple[Any, ...]:
         return updates(handlers.load(service, session_owner(request), remembered, view))
@@ -173,7 +194,7 @@ def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
     loaded = page.blocks.load(on_load, [page.remembered, page.view], outputs, queue=False,
                      api_visibility="private")
     answer_options: dict[str, Any] = {
-        "outputs": outputs, "concurrency_id": ANSWERS, "show_progress": "hidden",
+        "outputs": streamed, "concurrency_id": ANSWERS, "show_progress": "hidden",
     }
     answered = [
         gr.on([page.send.click, page.message.submit], on_send, [page.view, page.message, *form],
@@ -191,7 +212,8 @@ def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
         event.then(lambda: status_line(service), None, page.backend_status, **status)
     quick: dict[str, Any] = {"outputs": outputs, "concurrency_limit": None,
                              "show_progress": "hidden"}
-    page.bridge.click(on_act, [page.view, page.bridge], api_name="step", **quick)
+    page.bridge.click(on_act, [page.view, page.bridge], api_name="step",
+                      **(quick | {"outputs": streamed}))
     # Not queued: Stop must work while the queue is full (``--max-queue`` reached).
     page.stop.click(on_stop, [page.view], None, queue=False, api_name="stop",
                     show_progress="hidden")
@@ -220,12 +242,14 @@ def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
           api_name="save_settings", **quick)
     wire_header(page.model_picker, model, lambda picked: picked.then(
         on_settings, [page.view, *form], api_visibility="private", **quick))
-    wire_documents(page, service, documents, outputs=outputs, shown=updates,
-                   owner_of=session_owner)
+    follows_view = [wire_documents(page, service, documents, outputs=outputs, shown=updates,
+                                   owner_of=session_owner)]
     wire_transfer(page.transfer, page.view, service, documents.uploads, outputs=outputs,
                   shown=updates, owner_of=session_owner)
-    wire_gauge(page.gauge, page.view, page.message, service, session_owner, loaded)
-    wire_branchmap(page.branch_map, page.view, service, outputs=outputs, shown=updates,
-                   owner_of=session_owner, loaded=loaded)
-    wire_live(service, page.view, outputs, shown, session_owner, opened=[loaded, opened],
+    follows_view.append(wire_gauge(page.gauge, page.view, page.message, service, session_owner,
+                                   loaded))
+    follows_view.append(wire_branchmap(page.branch_map, page.view, service, outputs=outputs,
+                                       shown=updates, owner_of=session_owner, loaded=loaded))
+    on_view_change(page.view, follows_view)
+    wire_live(service, page.view, streamed, shown, session_owner, opened=[loaded, opened],
               leaving=[page.conversations.click, page.new_chat.click], streams=answered)

@@ -33,6 +33,7 @@ from chatui.ui.documents.handlers import (
     upload,
 )
 from chatui.ui.layout import Page
+from chatui.ui.refresh import Refresh
 from chatui.ui.screen import Screen, View
 
 
@@ -44,8 +45,9 @@ def wire_documents(
     outputs: list[Any],
     shown: Callable[[Screen, View], tuple[Any, ...]],
     owner_of: Callable[[gr.Request | None], str],
-) -> None:
-    """Events of the panel. ``outputs`` / ``shown`` are the page's (``ui.wiring``)."""
+) -> Refresh:
+    """Events of the panel. ``outputs`` / ``shown`` are the page's (``ui.wiring``). The
+    list's refresh on View changes is returned, for ``ui.refresh``."""
     panel = page.documents
     listed = [panel.listing, panel.picked, panel.chips]
 
@@ -104,8 +106,6 @@ def wire_documents(
     )
     quick: dict[str, Any] = {"concurrency_limit": None, "show_progress": "hidden",
                              "api_visibility": "private"}
-    # Read from the View as it is after the change: a chat opened, new, deleted, imported.
-    page.view.change(on_list, [page.view], listed, **quick)
     page.blocks.load(on_load, [page.view, page.remembered], listed, **quick, queue=False)
     hide = gr.update(visible=False)
     panel.delete.click(on_ask, [page.view, panel.picked],
@@ -115,6 +115,8 @@ def wire_documents(
         on_delete, [page.view, panel.picked], [*listed, panel.report], **quick)
     gr.on([panel.find.click, panel.query.submit], on_search,
           [page.view, panel.query, panel.mode], [panel.hits], **quick)
+    # Read from the View as it is after the change: a chat opened, new, deleted, imported.
+    return Refresh(on_list, [page.view], listed)
 
 
 def opening(service: ChatService, owner: str, remembered: str | None) -> str | bool | None:
