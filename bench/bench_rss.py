@@ -4,7 +4,8 @@ Reported, for the app's own process and, separately, for the embedded model's
 server (its child process):
 
 1. the embedded model, idle: chatui as users start it with no ``--api-base``,
-   once it answers and the document model has loaded;
+   once it answers (no documents: the document model is not loaded), then
+   after a first small document is uploaded (the document model loads for it);
 2. on the synthetic model server (``bench_api.py``'s, in its own process), with
    ``--chats`` conversations of 10 messages stored (written before the start,
    through ``FileStore.save`` with fsync off): idle after the start, after
@@ -99,8 +100,7 @@ def app_on(data_dir: Path, api_base: str | None) -> Iterator[tuple[subprocess.Po
         try:
             api = f"http://127.0.0.1:{port}/api/v1"
             wait_for(f"{api}/chats", app, timeout=600)
-            report("answering (the document model loads now)", app)
-            wait_for_log(log_path, "document model is loaded", app)
+            wait_for_log(log_path, "document model", app)  # loaded, or not needed yet
             yield app, api
         finally:
             app.terminate()
@@ -129,8 +129,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="chatui-rss-") as folder:
         if not args.no_embedded:
             print("\nEmbedded model (no --api-base), empty data folder:")
-            with app_on(Path(folder) / "embedded", None) as (app, _):
-                report("idle, document model loaded", app)
+            with app_on(Path(folder) / "embedded", None) as (app, api):
+                report("idle, no documents (the document model is not loaded)", app)
+                upload = httpx.post(f"{api}/documents", timeout=600,
+                                    files=[("files", ("note.txt", b"Llamas hum.", "text/plain"))])
+                report(f"after a first document (HTTP {upload.status_code}; the document "
+                       "model loaded for it)", app)
 
         backend_port = free_port()
         backend = f"http://127.0.0.1:{backend_port}/v1"
@@ -141,7 +145,7 @@ def main() -> None:
             empty, full = Path(folder) / "empty", Path(folder) / "full"
             print("\nSynthetic model server, empty data folder (the baseline):")
             with app_on(empty, backend) as (app, api):
-                report("idle, document model loaded", app)
+                report("idle, no documents", app)
                 errors = asyncio.run(burst(api, args.streams))
                 report(f"after {args.streams} concurrent streams ({errors} errors)", app)
             started = time.perf_counter()
@@ -149,7 +153,7 @@ def main() -> None:
             print(f"\nSynthetic model server, {args.chats} chats stored "
                   f"(written in {time.perf_counter() - started:.0f} s):")
             with app_on(full, backend) as (app, api):
-                report("idle, document model loaded", app)
+                report("idle, no documents", app)
                 listed = httpx.get(f"{api}/chats", timeout=300)
                 report(f"after GET /chats ({len(listed.content) / 1e3:.0f} kB answer)", app)
                 errors = asyncio.run(burst(api, args.streams))

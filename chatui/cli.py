@@ -158,8 +158,17 @@ def when_listening(host: str, port: int, then: Callable[[], None], timeout: floa
 
 
 def _load_documents(runtime: Runtime) -> None:
-    """Load the document model now that the page answers; say so if it cannot be."""
+    """Load the document model now that the page answers, if there are documents to search;
+    say so if it cannot be. Without any, it loads with the first upload (its 440 MB and
+    seconds of CPU are not spent for someone who only chats)."""
     library = runtime.library
+    try:
+        if library.empty:
+            log.info("No documents yet: the document model loads with the first one.")
+            return
+    except RagError as error:  # the index's manifest is damaged: loading says it in words
+        log.warning("Documents are unavailable: %s", error)
+        return
     started = time.monotonic()
     try:
         library.load()

@@ -33,7 +33,8 @@ Invariants:
   Listing and counting documents, and deleting a conversation that has none,
   read the manifest meanwhile and never wait. With a model already in memory
   the index opens in the constructor, as errors in it do. ``status`` says what
-  a person waiting should read ("Loading the document model…").
+  a person waiting should read ("Loading the document model…"). A search of a
+  scope that holds no document answers [] at once and loads nothing.
 """
 
 from __future__ import annotations
@@ -200,6 +201,12 @@ class Library:
             ]
         return [_info(r) for r in sorted(records, key=lambda r: r.added_at)]
 
+    @property
+    def empty(self) -> bool:
+        """Whether nobody keeps a document (from the manifest: never waits for the model)."""
+        with self._lock:
+            return not any(True for _ in self._records())
+
     def document_count(self, owner: str) -> int:
         """How many documents ``owner`` keeps, in their library and all their conversations."""
         with self._lock:
@@ -222,6 +229,8 @@ class Library:
         """
         if not query.strip() or k <= 0:
             return []
+        if not self.ready and not self.documents(owner, conversation_id):
+            return []  # nothing to search here: no reason to load the model for it
         self._opened()  # waits for the model, if need be, outside the lock
         vector = self._embedder.encode_query(query) if mode != "bm25" else None
         with self._lock:

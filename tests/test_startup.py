@@ -406,3 +406,43 @@ def test_every_chatui_error_is_a_chat_error_named_in_the_tree() -> None:
         assert issubclass(cls, ChatError), cls
         assert f"+-- {cls.__name__} " in tree or cls is ChatError, cls
     assert chatui.embedded.EmbeddedServerError is chatui.errors.EmbeddedServerError
+
+
+@pytest.mark.timeout(120)
+def test_without_documents_an_answer_and_the_start_never_load_the_document_model(
+    tmp_path: Path, fake_backend: FakeBackend, rag_embedder: Embedder
+) -> None:
+    """The document model (torch, 440 MB) loads for documents only: a search of a scope that
+    holds none answers [] at once, so an answer with retrieval on does not wait for it, and
+    the start loads it only when some user keeps a document."""
+    from types import SimpleNamespace
+
+    from chatui.cli import _load_documents
+    from chatui.tree import Settings
+
+    gate = threading.Event()  # never opened: a load would wait until the test times out
+    embedder = GatedEmbedder(rag_embedder, gate)
+    library = Library(tmp_path / "data" / "documents", embedder)  # type: ignore[arg-type]
+    library.load_timeout = 60
+    fake_backend.enqueue(Script.text_answer("No documents needed."))
+    with (BackendClient(fake_backend.base_url) as backend,
+          FileStore(tmp_path / "data") as store):
+        service = ChatService(store, backend, default_model="fake-model",
+                              retriever=LibraryRetriever(library))
+        answer = service.start_chat("What do my notes say?", owner="alice",
+                                    settings=Settings(rag_enabled=True))
+        assert answer.wait(timeout=30)
+        result = answer.result
+        assert result is not None and result.message.content == "No documents needed."
+        assert fake_backend.requests[-1]["messages"][-1]["content"] == "What do my notes say?"
+    _load_documents(SimpleNamespace(library=library))  # type: ignore[arg-type]
+    assert library.empty and embedder.load_calls == 0 and not library.ready
+    assert library.search("notes", "bob", "any-chat") == []
+
+    gate.set()  # a library that holds a document: the start loads the model for it
+    stored = Library(tmp_path / "with", rag_embedder)
+    stored.ingest(b"Llamas hum.", "llamas.txt", "alice")
+    gated = GatedEmbedder(rag_embedder, gate)
+    reopened = Library(tmp_path / "with", gated)  # type: ignore[arg-type]
+    _load_documents(SimpleNamespace(library=reopened))  # type: ignore[arg-type]
+    assert reopened.ready and gated.load_calls > 0
