@@ -282,6 +282,54 @@ def update_cost_ms(history: int, tokens: int) -> tuple[float, float]:
     return render_s / frames * 1000, gradio_s / frames * 1000
 
 
+def postprocess_ms(history: int, tokens: int) -> tuple[float, float]:
+    """Gradio's ``postprocess_data`` per per-token frame, in this process: (every output of
+    the page, the outputs an answer's events list). Gradio builds a throwaway component for
+    each output a frame skips, so the number of outputs counts."""
+    import asyncio
+
+    from gradio.state_holder import SessionState
+
+    from chatui import tree
+    from chatui.config import Config
+    from chatui.ui import wiring
+    from chatui.ui.layout import build_page
+    from chatui.ui.render import render_message, render_path
+    from chatui.ui.screen import Screen, View
+
+    page = build_page(Config())
+    every, streamed = wiring._outputs(page), wiring._streamed_outputs(page)
+    picked = [next(i for i, part in enumerate(every) if part is wanted) for wanted in streamed]
+    with page.blocks:
+        page.send.click(lambda *a: None, [page.view], every)
+        page.send.click(lambda *a: None, [page.view], streamed)
+    events = sorted(page.blocks.fns)[-2:]
+    conversation = history_conversation(history)
+    prefix = render_path(conversation, tree.active_path(conversation), streaming=True)
+    draft = tree.make_message("assistant", "", conversation.current_leaf_id, model="synthetic",
+                              status="streaming")
+    frames = 20
+    screens = []
+    for frame in range(1, frames + 1):
+        text = " ".join(f"t{n}" for n in range(tokens * frame // frames))
+        rows = prefix + render_message(conversation, replace(draft, content=text))
+        view = View(conversation_id=conversation.id, message_ids=rows.message_ids,
+                    generating=True)
+        screens.append(Screen(view=view, chat=rows.rows, streaming_frame=True))
+
+    async def per_frame(event: int, pick: list[int] | None) -> float:
+        state, before, spent = SessionState(page.blocks), screens[0].view, 0.0
+        for screen in screens:
+            values = wiring.updates(screen, before)
+            chosen = [values[i] for i in pick] if pick is not None else list(values)
+            began = time.perf_counter()
+            await page.blocks.postprocess_data(page.blocks.fns[event], chosen, state)
+            spent += time.perf_counter() - began
+        return spent / frames * 1000
+
+    return (asyncio.run(per_frame(events[0], None)), asyncio.run(per_frame(events[1], picked)))
+
+
 # ----- setting up ---------------------------------------------------------------------
 
 
@@ -345,6 +393,9 @@ def bench(backend: str, url: str, history_id: str, args: argparse.Namespace) -> 
         render_ms, gradio_ms = update_cost_ms(history, args.tokens)
         print(f"  {history:4d}-message chat: render {render_ms:5.2f} ms + Gradio postprocess, "
               f"diff, JSON {gradio_ms:5.2f} ms = {render_ms + gradio_ms:5.2f} ms")
+        every_ms, streamed_ms = postprocess_ms(history, args.tokens)
+        print(f"  {'':18s}Gradio's postprocess_data of the frame: {streamed_ms:5.2f} ms for the "
+              f"answer's outputs ({every_ms:5.2f} ms if it listed all of the page's)")
 
 
 def main() -> None:
