@@ -54,6 +54,7 @@ from chatui.api import build_api
 from chatui.csp import ImagePolicy
 from chatui.runtime import Runtime
 from chatui.ui import build_ui
+from chatui.ui.held import make_room
 from chatui.upload_route import UploadReceipts, gradio_owner
 from chatui.uploads import UPLOAD_HARD_CAP
 from chatui.visitors import (
@@ -88,6 +89,7 @@ def build_app(runtime: Runtime) -> FastAPI:
     uploads = runtime.documents.uploads  # the UI's and the REST API's uploads alike
     blocks = build_ui(runtime)
     blocks.queue(default_concurrency_limit=config.concurrency_limit, max_size=config.max_queue)
+    make_room(blocks)  # each open page holds one running event (``ui.held``)
     visitors = anonymous_visitors(config)  # None unless each browser is its own user
     app = gr.mount_gradio_app(
         app, blocks, path="/",

@@ -125,7 +125,10 @@ def test_a_whole_chat_in_the_browser(
         # A shorter answer from now on: the setting is saved with the chat.
         page.get_by_text("Settings (saved with the chat)").click()
         max_tokens = page.get_by_label("Max tokens")
-        max_tokens.fill("24")
+        max_tokens.click()
+        max_tokens.press("Control+a")
+        max_tokens.press_sequentially("24")  # typed, as a person does (fill sets it at once)
+        expect(max_tokens).to_have_value("24")
         max_tokens.press("Tab")
         wait_until(lambda: saved_settings(url)["max_tokens"] == 24,
                    message="the new Max tokens was not saved with the chat")

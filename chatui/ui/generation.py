@@ -248,8 +248,6 @@ def _stream(
                                                 image_hosts=view.image_hosts)
             if frame:
                 running = replace(running, message_ids=frame.message_ids)
-                if first:  # the words alone first: no buttons, list or bars to wait for
-                    yield Screen(view=running, chat=frame.rows, streaming_frame=True, light=True)
             yield Screen(
                 view=running, chat=frame.rows if frame else None, streaming_frame=not first,
                 notice="" if first else None, input_text="" if first and typed else None,

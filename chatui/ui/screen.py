@@ -48,7 +48,6 @@ class Screen:
     notice: str | None = None
     input_text: str | None = None
     streaming_frame: bool = False  # only the chat changed
-    light: bool = False  # a streaming frame of the chat's text alone (its bars follow)
 
 
 # ----- settings form -----------------------------------------------------------

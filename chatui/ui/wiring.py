@@ -26,6 +26,7 @@ from chatui.ui.documents.wiring import wire_documents
 from chatui.ui.branchmap import wire_branchmap
 from chatui.ui.gauge import wire_gauge
 from chatui.ui.header import model_choices, wire_header
+from chatui.ui.held import hold_stream
 from chatui.ui.layout import Page
 from chatui.ui.live import wire_live
 from chatui.ui.notice import notice_markdown
@@ -90,7 +91,7 @@ def updates(screen: Screen, before: View | None = None) -> tuple[Any, ...]:
                                         models=screen.models, model=model)
     view_out = skip if view == before else view
     if screen.streaming_frame:
-        if screen.light or (before is not None and view.message_ids == before.message_ids):
+        if before is not None and view.message_ids == before.message_ids:
             bars = skip  # the same rows: a per-token frame carries the chat's new text alone
         return (view_out, skip, chat) + (skip,) * (10 + len(FORM_FIELDS)) + (bars, skip)
     idle = not view.generating
@@ -193,6 +194,7 @@ def wire(page: Page, service: ChatService, documents: DocumentService) -> None:
     # (with --max-queue answers waiting, a queued load would be refused and the page broken).
     loaded = page.blocks.load(on_load, [page.remembered, page.view], outputs, queue=False,
                      api_visibility="private")
+    hold_stream(page.blocks)
     answer_options: dict[str, Any] = {
         "outputs": streamed, "concurrency_id": ANSWERS, "show_progress": "hidden",
     }
