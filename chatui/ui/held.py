@@ -5,11 +5,12 @@ that the server closes as soon as the page has no event pending, and that the
 page opens again when it sends the next event. When an event ends just as the
 next one is sent (the gauge's refresh of the draft finishing as Enter is
 pressed), the page can take the closing stream for open: the new event is then
-neither run nor answered until some later event opens a stream. The page's
-timers run outside the queue, so on an idle page that was never: a settings
-change was lost (a browser test saw it under load), and with two busy CPUs 1
-Send in 5 showed its first words after 1.2-2.4 s. Without this event, three
-questions opened 17 streams; with it, none after the first.
+neither run nor answered until some later queued event opens a stream. The
+sidebar's and the status line's timers run outside the queue, so on an idle
+page that is the user's next action. With two busy CPUs, 1 Send in 5 showed
+its first words after 1.2-2.4 s this way (the stream reopened 0.5 s after the
+Send, by the gauge's timer). Without this event, three questions opened 17
+streams; with it, none after the first.
 
 It yields nothing every ``TICK_SECONDS``: that is when Gradio notices that its
 page went away (its heartbeat connection dropped) and stops it. Each held event
