@@ -54,6 +54,7 @@ from chatui.api import build_api
 from chatui.csp import ImagePolicy
 from chatui.runtime import Runtime
 from chatui.ui import build_ui
+from chatui.ui.coalesce import coalesce_head
 from chatui.ui.held import make_room
 from chatui.upload_route import UploadReceipts, gradio_owner
 from chatui.uploads import UPLOAD_HARD_CAP
@@ -101,6 +102,7 @@ def build_app(runtime: Runtime) -> FastAPI:
         max_file_size=_upload_route_limit(config.max_upload_mb),
         footer_links=[],
         ssr_mode=False,
+        head=coalesce_head(),  # before Gradio's code: the page renders the newest frame
     )
     # Gradio refuses an event's file outside its upload folder only once the Blocks
     # "launched" (processing_utils._check_allowed); mounted, it would copy any file in.
