@@ -54,7 +54,7 @@ from chatui.events import (
     StreamEvent,
     ToolCallDelta,
 )
-from chatui.sse import describe_error, parse_stream
+from chatui.sse import describe_error, lines_of, parse_stream
 
 MAX_CONNECTIONS = 64
 # A connection that broke before any response byte: the request may be sent again.
@@ -281,7 +281,7 @@ class ChatStream:
 
     def _lines(self, response: httpx.Response) -> Iterator[str]:
         try:
-            yield from response.iter_lines()
+            yield from lines_of(response.iter_text())
         except (httpx.HTTPError, httpx.StreamError) as exc:
             raise self._failure(exc) from exc
         if self._interruption is not None:

@@ -29,6 +29,7 @@ as a complete answer (llama.cpp's own web UI marks such an answer partial).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -50,6 +51,7 @@ from chatui.events import (
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
+_LINE_END = re.compile(r"\r\n|\r|\n")
 ENDED_EARLY = ("The model server ended the answer early: its stream stopped before saying "
                "the answer was finished, so it may be cut off.")
 
@@ -87,6 +89,26 @@ def parse_stream(lines: Iterable[str]) -> Iterator[StreamEvent]:
         yield from chunks.read(data, event_name)
     if not chunks.done:
         yield from chunks.end_of_body()
+
+
+def lines_of(pieces: Iterable[str]) -> Iterator[str]:
+    """The lines of an event stream whose text arrives in pieces (``parse_stream``'s input).
+
+    A line ends at CRLF, LF or CR, as the SSE rules say, and nowhere else: a U+2028
+    inside a JSON string (llama-server sends it as it is) stays text, where
+    ``str.splitlines`` and httpx's ``iter_lines`` cut the line there.
+    """
+    rest = ""
+    for piece in pieces:
+        text = rest + piece
+        held = "\r" if text.endswith("\r") else ""  # perhaps half of a CRLF
+        lines = _LINE_END.split(text[:-1] if held else text)
+        rest = lines.pop() + held
+        yield from lines
+    lines = _LINE_END.split(rest)
+    yield from lines[:-1]
+    if lines[-1]:
+        yield lines[-1]
 
 
 def describe_error(payload: Any) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -64,6 +65,16 @@ def test_recorded_streams_arrive_as_parsed(
     with client.stream_chat(HELLO, None, {}) as stream:
         events = list(stream)
     assert events == list(parse_stream(text.splitlines()))
+
+
+def test_a_line_separator_in_the_text_arrives_whole(
+    fake_backend: FakeBackend, client: BackendClient
+) -> None:
+    # llama-server writes U+2028 in JSON as it is; a line split there broke the stream.
+    chunk = {"choices": [{"index": 0, "delta": {"content": "Two\u2028lines, one answer."}}]}
+    body = f"data: {json.dumps(chunk, ensure_ascii=False)}\n\ndata: [DONE]\n\n"
+    fake_backend.enqueue(Script(chunks=[(0.0, body)]))
+    assert fold(client.stream_chat(HELLO, None, {})).content == "Two\u2028lines, one answer."
 
 
 @pytest.mark.parametrize(("name", "error", "words"), [

@@ -23,7 +23,7 @@ from chatui.events import (
     ToolCallDelta,
     Usage,
 )
-from chatui.sse import parse_stream
+from chatui.sse import lines_of, parse_stream
 from chatui.tree import ToolCall
 
 STREAMS = Path(__file__).parent / "streams"
@@ -264,3 +264,27 @@ def test_server_timings_are_preferred() -> None:
 def test_no_tokens_means_no_speed() -> None:
     timings = Accumulator(clock=FakeClock()).timings()
     assert (timings.ttft_ms, timings.tokens_per_second, timings.generated_tokens) == (None, None, 0)
+
+
+# ----- lines_of: the body's text, cut anywhere, into lines ----------------------------
+
+
+def _cut(text: str, cuts: list[int]) -> list[str]:
+    points = sorted({min(cut, len(text)) for cut in cuts} | {0, len(text)})
+    return [text[a:b] for a, b in zip(points, points[1:], strict=False) if b > a]
+
+
+@given(st.lists(st.text(alphabet="ab \u2028{}\"", max_size=8), max_size=6),
+       st.sampled_from(["\n", "\r\n", "\r"]), st.lists(st.integers(0, 80), max_size=8))
+def test_lines_are_the_same_wherever_the_body_was_cut(lines: list[str], end: str,
+                                                     cuts: list[int]) -> None:
+    text = "".join(line + end for line in lines)
+    assert list(lines_of(_cut(text, cuts))) == lines
+
+
+def test_a_line_separator_inside_json_is_text_and_the_answer_keeps_it() -> None:
+    # llama-server writes U+2028 as it is; str.splitlines (httpx's iter_lines) cut there.
+    chunk = {"model": "m", "choices": [{"index": 0, "delta": {"content": "a\u2028b"}}]}
+    body = f"data: {json.dumps(chunk, ensure_ascii=False)}\n\ndata: [DONE]\n\n"
+    assert "\u2028" in body
+    assert fold(list(parse_stream(lines_of([body])))).content == "a\u2028b"
