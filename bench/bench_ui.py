@@ -30,6 +30,8 @@ the code in ``--baseline-root`` (e.g. ``git archive HEAD | tar -x -C /tmp/old``)
 run in the same way at the same time:
 
     .venv/bin/python bench/bench_ui.py --browser --runs 3 --baseline-root /tmp/old
+
+``--alone`` measures each tree with only its own app running (see ``browser_bench``).
 """
 
 from __future__ import annotations
@@ -410,6 +412,8 @@ def main() -> None:
                         help="measure in a real Chromium (see browser_ui.py)")
     parser.add_argument("--baseline-root", type=Path,
                         help="with --browser: another copy of chatui to measure beside this one")
+    parser.add_argument("--alone", action="store_true",
+                        help="with --browser: run each app by itself, not side by side")
     args = parser.parse_args()
     if args.synthetic_port:
         serve_synthetic(args.synthetic_port, args.rate, args.synthetic_tokens)
@@ -462,7 +466,13 @@ def settle(pid: int, limit: float = 120.0) -> None:
 
 
 def browser_bench(args: argparse.Namespace) -> None:
-    """``--browser``: this code (and ``--baseline-root``'s) in Chromium, idle and loaded."""
+    """``--browser``: this code (and ``--baseline-root``'s) in Chromium, idle and loaded.
+
+    Both apps run side by side and the runs alternate, so that other work on the
+    machine weighs on both alike; with ``--alone`` each app runs by itself for all
+    of its runs (with both up, stalls of 5-15 s appeared in both trees' loaded runs
+    that neither showed alone; not explained).
+    """
     import contextlib
 
     import browser_ui  # bench/ is on the path
@@ -470,43 +480,51 @@ def browser_bench(args: argparse.Namespace) -> None:
     backend_port = free_port()
     backend = f"http://127.0.0.1:{backend_port}/v1"
     roots = {"now": ROOT} | ({"before": args.baseline_root} if args.baseline_root else {})
-    pids: dict[str, int] = {}
+    seen: dict[int, dict[str, dict[str, list[browser_ui.Seen | None]]]] = {0: {}, 2: {}}
     with contextlib.ExitStack() as stack:
         synthetic = subprocess.Popen(
             [sys.executable, __file__, "--synthetic-port", str(backend_port),
              "--rate", str(args.rate), "--synthetic-tokens", str(browser_ui.TOKENS)])
         stack.callback(synthetic.terminate)
         wait_for(f"{backend}/models", synthetic)
-        urls = {}
-        for name, root in roots.items():
-            data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="chatui-bench-"))
-            store_history(Path(data_dir), args.history)
-            port = free_port()
-            app = subprocess.Popen(
-                [sys.executable, str(Path(root) / "app.py"), "--api-base", backend,
-                 "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir,
-                 "--stall-timeout", "30"],
-                cwd=str(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            stack.callback(app.wait, 20)
-            stack.callback(app.terminate)
-            urls[name] = f"http://127.0.0.1:{port}"
-            wait_for(f"{urls[name]}/config", app)
-            pids[name] = app.pid
-        for pid in pids.values():  # the embedding model loads after start: not measured
-            settle(pid)
         direct = statistics.median(read_direct(backend, browser_ui.TOKENS).ttft_ms
                                    for _ in range(args.runs))
         print(f"CPUs: {os.cpu_count()} (shared with other work); direct first token "
-              f"{direct:.1f} ms; {browser_ui.TOKENS} tokens at {args.rate:g} tokens/s")
-        for hogs in (0, 2):
-            # Alternated run by run, so that other work on the machine weighs on both alike
-            seen: dict[str, dict[str, list[browser_ui.Seen | None]]] = {name: {} for name in urls}
-            for _ in range(args.runs):
-                for name, url in urls.items():
-                    for key, values in browser_ui.measure(url, args.rate, 1, hogs).items():
-                        seen[name].setdefault(key, []).extend(values)
-            browser_ui.report(f"{'idle' if not hogs else f'{hogs} CPU hogs'}", seen["now"],
-                              args.rate, seen.get("before"))
+              f"{direct:.1f} ms; {browser_ui.TOKENS} tokens at {args.rate:g} tokens/s"
+              + ("; each app alone" if args.alone else ""))
+        groups = [[name] for name in roots] if args.alone else [list(roots)]
+        for group in groups:
+            with contextlib.ExitStack() as apps:
+                urls = {name: _browser_app(apps, Path(roots[name]), backend, args.history)
+                        for name in group}
+                for hogs in (0, 2):
+                    for _ in range(args.runs):  # alternated run by run
+                        for name, url in urls.items():
+                            for key, values in browser_ui.measure(url, args.rate, 1,
+                                                                  hogs).items():
+                                seen[hogs].setdefault(name, {}).setdefault(key, []).extend(
+                                    values)
+    for hogs in (0, 2):
+        browser_ui.report(f"{'idle' if not hogs else f'{hogs} CPU hogs'}", seen[hogs]["now"],
+                          args.rate, seen[hogs].get("before"))
+
+
+def _browser_app(stack: Any, root: Path, backend: str, history: int) -> str:
+    """Start the app in ``root`` on a store holding the long chat; its URL once it settled."""
+    data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="chatui-bench-"))
+    store_history(Path(data_dir), history)
+    port = free_port()
+    app = subprocess.Popen(
+        [sys.executable, str(root / "app.py"), "--api-base", backend,
+         "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir,
+         "--stall-timeout", "30"],
+        cwd=str(root), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stack.callback(app.wait, 20)
+    stack.callback(app.terminate)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/config", app)
+    settle(app.pid)  # the embedding model loads after start: not measured
+    return url
 
 
 if __name__ == "__main__":

@@ -161,12 +161,16 @@ def report(label: str, results: dict[str, list[Seen | None]], rate: float,
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else float("nan")
 
+    def worst(seen: list[Seen | None]) -> str:
+        lasts = [float("inf") if s is None else s.last_ms or 0.0 for s in seen]
+        return f"{max(lasts):.0f}" if lasts else "-"
+
     for key in ("fresh", "200 msgs"):
         line = (f"  {key:9s} first token {med(results[key], 'first_ms'):7.0f} ms   "
-                f"last token {med(results[key], 'last_ms'):7.0f} ms")
+                f"last token {med(results[key], 'last_ms'):7.0f} ms (worst {worst(results[key])})")
         if baseline is not None:
             line += (f"   (before: {med(baseline[key], 'first_ms'):7.0f} / "
-                     f"{med(baseline[key], 'last_ms'):7.0f} ms)")
+                     f"{med(baseline[key], 'last_ms'):7.0f} ms, worst {worst(baseline[key])})")
         print(line)
     line = f"  Stop      click to last DOM change {med(results['stop'], 'stop_ms'):7.0f} ms"
     if baseline is not None:
