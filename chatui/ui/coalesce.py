@@ -25,7 +25,7 @@ from __future__ import annotations
 COALESCE_JS = """
 (() => {
   if (window.__chatuiCoalesce) return;
-  window.__chatuiCoalesce = { merged: 0, coalesce: (text) => coalesce(text, new Set()) };
+  window.__chatuiCoalesce = { coalesce: (text) => coalesce(text, new Set()) };  // for tests
   const nativeFetch = window.fetch.bind(window);
   window.fetch = async function (input, init) {
     const response = await nativeFetch(input, init);
@@ -58,7 +58,6 @@ COALESCE_JS = """
     const output = { ...last.output, data };
     const changed = frames.flatMap(f => f.output.changed_state_ids || []);
     if (changed.length) output.changed_state_ids = [...new Set(changed)];
-    window.__chatuiCoalesce.merged += frames.length - 1;
     return 'data: ' + JSON.stringify({ ...last, output });
   }
 
