@@ -56,6 +56,19 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
+@pytest.fixture
+def browser(chromium_path: str) -> Iterator[Any]:
+    """Chromium launched for one test (Playwright's ``Browser``)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
 @contextmanager
 def serve_app(runtime: Runtime, port: int) -> Iterator[str]:
     """``chatui.server.build_app(runtime)`` on 127.0.0.1:``port`` in a thread, served as

@@ -17,7 +17,7 @@ import pytest
 from chatui.embedded import free_port
 from chatui.runtime import Runtime
 from tests.apiharness import open_test_runtime
-from tests.conftest import CHROMIUM_ARGS, serve_app
+from tests.conftest import serve_app
 from tests.fakebackend import DEFAULT_ANSWER, FakeBackend
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -32,18 +32,6 @@ def served(fake_backend: FakeBackend, tmp_path: Path) -> Iterator[tuple[Runtime,
     with (open_test_runtime(fake_backend.base_url, tmp_path / "data") as runtime,
           serve_app(runtime, free_port()) as url):
         yield runtime, url
-
-
-@pytest.fixture
-def browser(chromium_path: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def loaded(page: Any, url: str | None = None) -> None:

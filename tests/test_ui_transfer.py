@@ -23,7 +23,7 @@ from chatui.tree import active_path
 from chatui.ui.screen import View
 from chatui.ui.transfer import export_file, import_file
 from tests.apiharness import open_test_runtime
-from tests.conftest import CHROMIUM_ARGS, serve_app
+from tests.conftest import serve_app
 from tests.fakebackend import DEFAULT_ANSWER, FakeBackend
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -37,18 +37,6 @@ CHAT = "#chatui-chat"
 def runtime(fake_backend: FakeBackend, tmp_path: Path) -> Iterator[Runtime]:
     with open_test_runtime(fake_backend.base_url, tmp_path / "data") as opened:
         yield opened
-
-
-@pytest.fixture
-def browser(chromium_path: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def open_page(browser: Any, url: str, width: int = 1280, height: int = 800) -> Any:
