@@ -6,9 +6,11 @@ conversation claimed, and every refusal has already been raised. What is left
 can only fail while answering (the model server, the document search), and
 those errors reach the reader after the steps that came before them.
 
-One runner thread per answer (``chatui-answer``) owns the upstream stream and
-writes the store; nothing else touches either. Readers only take the steps it
-publishes:
+One runner thread per answer (``chatui-answer``) starts the upstream stream
+and writes the store; the stream's tokens are read, and their steps published,
+on the stream loop (``chatui.streamloop``: one thread for every answer's
+stream) while the runner thread waits for the end. Nothing else touches the
+stream or the store. Readers only take the steps published:
 
 - ``events()``: every step, in a plain ``for`` loop (the terminal, tests);
 - ``take(timeout)`` / ``atake(timeout)``: everything that arrived since the
@@ -108,7 +110,7 @@ class Answer:
     def _run(self, job: Iterator[Progress], on_end: Callable[[], None]) -> None:
         try:
             for step in job:
-                self._publish(step)
+                self.publish(step)
         except Exception as error:
             self._error = error
         finally:
@@ -131,7 +133,8 @@ class Answer:
             self._arrived.notify_all()
         _wake(waking)
 
-    def _publish(self, step: Progress) -> None:
+    def publish(self, step: Progress) -> None:
+        """Hand a step to the readers (the runner, from its thread or the stream loop)."""
         with self._lock:
             if self._attached:
                 self._pending.append(step)

@@ -2,41 +2,41 @@
 
 ``BackendClient(base_url)`` takes the API root that ``/models`` and
 ``/chat/completions`` hang off, ending in ``/v1`` for llama.cpp, vLLM and OpenAI
-(``http://127.0.0.1:8080/v1``); nothing is added to it. One ``httpx.Client`` is
-shared by every request (it is thread-safe) with room for 64 connections.
+(``http://127.0.0.1:8080/v1``); nothing is added to it. Its requests share one
+``httpx.Client`` (the model list) and one ``httpx.AsyncClient`` (the answers,
+read on ``chatui.streamloop``'s loop), each with room for 64 connections.
 
-``stream_chat`` returns a ``ChatStream``: an iterator of ``chatui.events`` and a
-context manager. The request goes out on the first ``next()``. Invariants:
+``stream_chat`` returns a ``ChatStream`` of ``chatui.events``: ``async for`` on
+the stream loop, or a plain iterator from any other thread, and a context
+manager. The request goes out on the first ``next()``. Invariants:
 
 - ``close()`` may be called from any thread, at any time, any number of times.
-  It shuts the socket down, so a reader blocked on it wakes at once and the
-  server sees the disconnect; the iterating thread then ends quietly
-  (``StopIteration``). A close during the wait for the response headers takes
-  effect when they arrive (httpx offers no socket to shut down before that).
-- Nothing hangs: a watchdog ends a stream with ``BackendTimeout`` when no
-  answer has started within ``first_token_timeout`` (keep-alive comments and
-  the model name do not count), or when, once it has started, no event comes
-  for ``stall_timeout``. One watchdog thread serves every stream (``_WATCHDOG``):
-  an answer costs the thread that reads it, nothing more. Waiting for the headers is bounded by the
-  httpx read timeout, which equals ``first_token_timeout`` (and so also caps any
-  single silent read).
+  A read in progress ends at once (its task is cancelled, the connection
+  closed, so the server sees the disconnect) and the reader ends quietly
+  (``StopIteration``), whether it waits for the headers or for a token.
+- Nothing hangs: a stream ends with ``BackendTimeout`` when no answer has
+  started within ``first_token_timeout`` (keep-alive comments and the model
+  name do not count), or when, once it has started, no event comes for
+  ``stall_timeout``: one timer on the loop per stream, which a token does not
+  touch (it moves the deadline; the timer looks again when it fires). Waiting
+  for the headers is also bounded by the httpx read timeout, which equals
+  ``first_token_timeout`` (and so also caps any single silent read).
 - Every failure is a ``chatui.errors.BackendError`` with a readable message;
   no httpx exception escapes.
 """
 
 from __future__ import annotations
 
-import itertools
+import asyncio
+import contextlib
 import json
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
+from chatui import streamloop
 from chatui.errors import (
     BackendError,
     BackendHTTPError,
@@ -54,7 +54,7 @@ from chatui.events import (
     StreamEvent,
     ToolCallDelta,
 )
-from chatui.sse import describe_error, lines_of, parse_stream
+from chatui.sse import LineSplitter, StreamParser, describe_error
 
 MAX_CONNECTIONS = 64
 # A connection that broke before any response byte: the request may be sent again.
@@ -76,6 +76,7 @@ class BackendClient:
         api_key: str | None = None,
         *,
         http: httpx.Client | None = None,
+        stream_http: httpx.AsyncClient | None = None,
         connect_timeout: float = 10.0,
         first_token_timeout: float = 120.0,
         stall_timeout: float = 60.0,
@@ -86,9 +87,11 @@ class BackendClient:
         self._first_token_timeout = first_token_timeout
         self._stall_timeout = stall_timeout
         self._owns_http = http is None
-        self._http = http or httpx.Client(limits=httpx.Limits(
-            max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS,
-        ))
+        limits = httpx.Limits(max_connections=MAX_CONNECTIONS,
+                              max_keepalive_connections=MAX_CONNECTIONS)
+        self._http = http or httpx.Client(limits=limits)
+        self._owns_stream_http = stream_http is None
+        self._stream_http = stream_http or httpx.AsyncClient(limits=limits)
 
     def list_models(self) -> list[str]:
         """Ids of the models the server offers (GET /models)."""
@@ -123,16 +126,19 @@ class BackendClient:
             body["model"] = model
         headers = {**self._headers, "Accept": "text/event-stream"}
         try:
-            request = self._http.build_request(
+            request = self._stream_http.build_request(
                 "POST", url, json=body, headers=headers, timeout=self._timeout)
         except httpx.InvalidURL as exc:
             raise translate_error(exc, url) from exc
-        return ChatStream(self._http, request, self._first_token_timeout, self._stall_timeout)
+        return ChatStream(self._stream_http, request, self._first_token_timeout,
+                          self._stall_timeout)
 
     def close(self) -> None:
-        """Close the HTTP client if this object created it."""
+        """Close the HTTP clients this object created."""
         if self._owns_http:
             self._http.close()
+        if self._owns_stream_http and not self._stream_http.is_closed:
+            streamloop.run(self._stream_http.aclose())
 
     def __enter__(self) -> BackendClient:
         return self
@@ -145,66 +151,59 @@ class _Closed(Exception):
     """Internal: the stream was closed on purpose; the iterator ends quietly."""
 
 
+_END = object()  # ``__next__``'s word from the loop that the stream has ended
+
+
 class ChatStream:
-    """One streaming answer: iterate for events; ``close()`` from any thread stops it."""
+    """One streaming answer, read on the stream loop (``chatui.streamloop``).
+
+    ``async for`` on that loop (the runner does), or ``for`` from any other
+    thread (each ``next`` waits for the loop); ``close()`` from any thread
+    stops it. Its state is only touched on the loop, so it needs no lock.
+    """
 
     def __init__(
-        self,
-        http: httpx.Client,
-        request: httpx.Request,
-        first_token_timeout: float,
+        self, http: httpx.AsyncClient, request: httpx.Request, first_token_timeout: float,
         stall_timeout: float,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self._request = request
         self._url = str(request.url)
         self._first_token_timeout = first_token_timeout
         self._stall_timeout = stall_timeout
-        self._clock = clock
-        self._lock = threading.Lock()
+        self._loop = streamloop.stream_loop()
         self._response: httpx.Response | None = None
         self._interruption: BaseException | None = None  # _Closed or BackendTimeout
-        self._reading = False
         self._finished = False
         self._answering = False
-        self._deadline = 0.0
-        self._watching = True
+        self._watching = True  # False once the answer is complete: no more timeouts
+        self._deadline = 0.0  # loop time at which the stream times out
+        self._timer: asyncio.TimerHandle | None = None
+        self._reader: asyncio.Task[Any] | None = None  # the task inside a read right now
+        self._cancelled = False  # the reader was cancelled by ``_interrupt``
+        self._finishing: set[asyncio.Task[None]] = set()
         self._events = self._generate()
+
+    # ----- from a thread ---------------------------------------------------------
 
     def __iter__(self) -> ChatStream:
         return self
 
     def __next__(self) -> StreamEvent:
-        with self._lock:
-            if self._finished:
-                raise StopIteration
-            interruption = self._interruption
-            self._reading = interruption is None
-        if interruption is not None:
-            self._finish()
-            if isinstance(interruption, _Closed):
-                raise StopIteration
-            raise interruption
+        event = streamloop.run(self._next_or_end())
+        if event is _END:
+            raise StopIteration
+        return cast(StreamEvent, event)
+
+    async def _next_or_end(self) -> object:
         try:
-            return next(self._events)
-        except _Closed:
-            self._finish()
-            raise StopIteration from None
-        except BaseException:
-            self._finish()
-            raise
-        finally:
-            with self._lock:
-                self._reading = False
+            return await self.__anext__()
+        except StopAsyncIteration:
+            return _END
 
     def close(self) -> None:
-        """Stop the answer; safe from another thread while one is blocked reading."""
-        self._interrupt(_Closed())
-        with self._lock:
-            reading = self._reading
-        if not reading:
-            self._finish()
+        """Stop the answer; from any thread, at any time, any number of times."""
+        streamloop.call_soon(self._interrupt, _Closed())
 
     def __enter__(self) -> ChatStream:
         return self
@@ -215,77 +214,120 @@ class ChatStream:
     ) -> None:
         self.close()
 
-    def _generate(self) -> Iterator[StreamEvent]:
-        self._deadline = self._clock() + self._first_token_timeout
-        _WATCHDOG.watch(self)
+    # ----- on the loop -----------------------------------------------------------
+
+    def __aiter__(self) -> ChatStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        if self._finished:
+            raise StopAsyncIteration
+        if self._interruption is not None:
+            await self._finish()
+            raise self._ending()
+        task = self._reader = asyncio.current_task()
         try:
-            response = self._send()
+            return await self._events.__anext__()
+        except asyncio.CancelledError:
+            await self._finish()
+            if not self._cancelled:
+                raise  # not ours: the loop is shutting down
+            self._cancelled = False
+            if task is not None:
+                task.uncancel()
+            raise self._ending() from None
+        except BaseException:
+            await self._finish()
+            raise
+        finally:
+            self._reader = None
+
+    def _ending(self) -> BaseException:
+        """What the reader sees of an interruption: a quiet end, or the timeout."""
+        reason = self._interruption
+        return StopAsyncIteration() if reason is None or isinstance(reason, _Closed) else reason
+
+    async def _generate(self) -> AsyncGenerator[StreamEvent, None]:
+        self._deadline = self._loop.time() + self._first_token_timeout
+        self._arm()
+        try:
+            response = await self._send()
         except (httpx.HTTPError, httpx.StreamError) as exc:
             raise self._failure(exc) from exc
-        with self._lock:
-            self._response = response
-            interruption = self._interruption
-        if interruption is not None:
-            raise interruption
+        self._response = response
         if response.status_code >= 300:
-            raise BackendHTTPError(response.status_code, _read_error_message(response))
-        lines = self._lines(response)
-        for event in parse_stream(lines):
-            if self._answering:
-                self._deadline = self._clock() + self._stall_timeout
-            elif isinstance(event, _ANSWER_EVENTS):
-                self._answering = True
-                self._deadline = self._clock() + self._stall_timeout
-                _WATCHDOG.recheck()  # the stall limit may be shorter than the first
-            elif isinstance(event, PromptProgress):  # reading a long prompt: alive, not stuck
-                self._deadline = self._clock() + self._first_token_timeout
-            if isinstance(event, Done):
-                self._drain(lines)
+            raise BackendHTTPError(response.status_code, await _read_error_message(response))
+        parser, lines = StreamParser(), LineSplitter()
+        pieces = response.aiter_text()
+        try:
+            async for piece in pieces:
+                for line in lines.feed(piece):
+                    for event in parser.feed(line):
+                        self._note(event)
+                        if isinstance(event, Done):
+                            await self._drain(pieces)
+                        yield event
+                    if parser.done:
+                        return
+        except (httpx.HTTPError, httpx.StreamError) as exc:
+            raise self._failure(exc) from exc
+        for line in lines.end():
+            for event in parser.feed(line):
+                yield event
+        for event in parser.end():
             yield event
 
-    def _send(self) -> httpx.Response:
+    def _note(self, event: StreamEvent) -> None:
+        """Move the deadline on: an event came."""
+        if self._answering:
+            self._deadline = self._loop.time() + self._stall_timeout
+        elif isinstance(event, _ANSWER_EVENTS):
+            self._answering = True
+            self._deadline = self._loop.time() + self._stall_timeout
+            self._arm()  # the stall limit may be shorter than the first
+        elif isinstance(event, PromptProgress):  # reading a long prompt: alive, not stuck
+            self._deadline = self._loop.time() + self._first_token_timeout
+
+    async def _send(self) -> httpx.Response:
         """Send the request; once more, on a new connection, if the connection broke
         before any of the answer came (``_BROKEN_BEFORE_ANSWER``).
 
         A kept-alive connection can die under a request: the server closed it as
-        the request went out, or httpx's pool closed it as expired after handing it
-        to this request (a window of a thread's time slice, seconds on a loaded
-        machine; seen as "[Errno 9] Bad file descriptor" with 50 streams). Nothing
-        of the answer came, so the server answers nothing twice.
+        the request went out (seen as "[Errno 9] Bad file descriptor" with 50
+        streams). Nothing of the answer came, so the server answers nothing twice.
         """
         try:
-            return self._http.send(self._request, stream=True)
+            return await self._http.send(self._request, stream=True)
         except _BROKEN_BEFORE_ANSWER:
             if self._interruption is not None:
                 raise
-        return self._http.send(self._request, stream=True)
+        return await self._http.send(self._request, stream=True)
 
-    def _drain(self, lines: Iterator[str]) -> None:
+    async def _drain(self, pieces: AsyncIterator[str]) -> None:
         """Read what follows ``[DONE]`` (normally just the end of the body).
 
         A fully read response returns its connection to the pool for the next
         answer; a server that keeps the body open gets ``DRAIN_SECONDS``.
         """
-        self._deadline = min(self._deadline, self._clock() + DRAIN_SECONDS)
-        _WATCHDOG.recheck()
+        self._watching = False  # the answer is complete: no more timeouts
+        if self._timer is not None:
+            self._timer.cancel()
+        lines = 0
         try:
-            for _ in itertools.islice(lines, DRAIN_LINES):
-                pass
-        except (BackendError, _Closed):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                async for piece in pieces:
+                    lines += piece.count("\n")
+                    if lines >= DRAIN_LINES:
+                        break
+        except (TimeoutError, httpx.HTTPError, httpx.StreamError):
             pass  # the answer is complete; only the connection is lost
-        with self._lock:
-            self._watching = False  # the answer is complete: no more timeouts
-            if isinstance(self._interruption, BackendTimeout):
-                self._interruption = None
-        _WATCHDOG.recheck()
-
-    def _lines(self, response: httpx.Response) -> Iterator[str]:
-        try:
-            yield from lines_of(response.iter_text())
-        except (httpx.HTTPError, httpx.StreamError) as exc:
-            raise self._failure(exc) from exc
-        if self._interruption is not None:
-            raise self._interruption  # the body "ended" because we shut the socket
+        except asyncio.CancelledError:
+            if not self._cancelled:
+                raise
+            self._cancelled = False  # closed while draining: the answer is still whole
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
 
     def _failure(self, exc: Exception) -> BaseException:
         """What a transport error means: our own close or timeout, or a real failure."""
@@ -306,103 +348,47 @@ class ChatStream:
             f"{self._first_token_timeout:g} s."
         )
 
-    def _remaining(self) -> float | None:
-        """Seconds until this stream times out; None once it needs no watching."""
-        if not self._watching or self._finished:
-            return None
-        return self._deadline - self._clock()
+    def _arm(self) -> None:
+        """Time the stream out at its deadline (a token moves the deadline, not the timer)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(self._deadline, self._check)
 
-    def _time_out(self) -> None:
-        self._interrupt(self._timeout_error())
+    def _check(self) -> None:
+        self._timer = None
+        if self._finished or not self._watching:
+            return
+        if self._loop.time() < self._deadline:
+            self._arm()  # events came meanwhile
+        else:
+            self._interrupt(self._timeout_error())
 
     def _interrupt(self, reason: BaseException) -> None:
-        """Record why the stream ends and wake a blocked reader (it sees the reason)."""
-        with self._lock:
-            if self._finished or (isinstance(reason, BackendTimeout) and not self._watching):
-                return
-            if self._interruption is None:
-                self._interruption = reason
-            response = self._response
-        if response is not None:
-            _shutdown_socket(response)
+        """Record why the stream ends and wake its reader (it sees the reason)."""
+        if self._finished or (isinstance(reason, BackendTimeout) and not self._watching):
+            return
+        if self._interruption is None:
+            self._interruption = reason
+        if self._reader is None:  # nobody reads now: let the connection go at once
+            task = self._loop.create_task(self._finish())
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+        elif not self._cancelled:
+            self._cancelled = True
+            self._reader.cancel()
 
-    def _finish(self) -> None:
-        with self._lock:
-            if self._finished:
-                return
-            self._finished = True
-            response = self._response
-        _WATCHDOG.recheck()  # drops this stream now, not at its deadline
-        if response is not None:
-            try:
-                response.close()
-            except (httpx.HTTPError, httpx.StreamError, OSError):
-                pass  # the connection is being torn down anyway
-
-
-class _Watchdog:
-    """One thread that times out every stream (instead of a thread per stream).
-
-    It sleeps until the earliest deadline of the streams it watches, then
-    looks at each stream's deadline as it stands (a token moves it later, and
-    nobody needs to say so); ``recheck`` wakes it when one moved earlier.
-    Streams that finished or no longer need watching are dropped.
-    """
-
-    def __init__(self) -> None:
-        self._streams: set[ChatStream] = set()
-        self._changed = threading.Condition()
-        self._thread: threading.Thread | None = None
-
-    def watch(self, stream: ChatStream) -> None:
-        with self._changed:
-            self._streams.add(stream)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="chatui-stream-watchdog",
-                                                daemon=True)
-                self._thread.start()
-            self._changed.notify()
-
-    def recheck(self) -> None:
-        with self._changed:
-            self._changed.notify()
-
-    def _run(self) -> None:
-        while True:
-            expired: list[ChatStream] = []
-            with self._changed:
-                wake_in: float | None = None
-                for stream in list(self._streams):
-                    remaining = stream._remaining()
-                    if remaining is None:
-                        self._streams.discard(stream)
-                    elif remaining <= 0:
-                        self._streams.discard(stream)
-                        expired.append(stream)
-                    else:
-                        wake_in = remaining if wake_in is None else min(wake_in, remaining)
-                if not expired:
-                    self._changed.wait(wake_in)
-            for stream in expired:
-                stream._time_out()
-
-
-_WATCHDOG = _Watchdog()
-
-
-def _shutdown_socket(response: httpx.Response) -> None:
-    """Shut the connection down so a thread blocked in recv() returns at once.
-
-    Closing the socket is not enough: on Linux a recv() blocked in another
-    thread keeps waiting, and the server sees no disconnect.
-    """
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already shut or closed
+    async def _finish(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._reader is None:
+            with contextlib.suppress(RuntimeError):  # (RuntimeError: it is running)
+                await self._events.aclose()
+        if self._response is not None:
+            with contextlib.suppress(httpx.HTTPError, httpx.StreamError, OSError):
+                await self._response.aclose()
 
 
 def translate_error(exc: Exception, url: str) -> BackendError:
@@ -424,11 +410,11 @@ def translate_error(exc: Exception, url: str) -> BackendError:
     return BackendError(f"The connection to the model server at {url} broke ({reason}).")
 
 
-def _read_error_message(response: httpx.Response) -> str:
+async def _read_error_message(response: httpx.Response) -> str:
     """The server's own words from an error response, read up to a limit."""
     body = b""
     try:
-        for piece in response.iter_bytes():
+        async for piece in response.aiter_bytes():
             body += piece
             if len(body) >= ERROR_BODY_LIMIT:
                 break

@@ -2,8 +2,10 @@
 
 ``produce`` is run by ``Answer``'s runner thread (``ChatService.start_*``
 launch it after checking, admitting and claiming): it searches the documents
-(RAG), builds the prompt, asks the model, publishes a ``Progress`` per event
-that changes what is shown, and stores the end once:
+(RAG), builds the prompt, asks the model, and stores the end once. In between,
+the model's stream is read on the stream loop (``chatui.streamloop``), where
+``_relay`` publishes a ``Progress`` per event that changes what is shown; the
+runner thread waits for the stream's end. The end is one of:
 
 - complete: the answer, stored as "complete";
 - stopped (``Answer.stop`` closed the upstream stream): what came, stored as
@@ -17,13 +19,16 @@ The store is written once per answer, never per token.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent import futures
+from concurrent.futures import Future
 from contextlib import closing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Protocol
 
-from chatui import codec, tree
+from chatui import codec, streamloop, tree
 from chatui.accumulate import Accumulator
 from chatui.answer import Answer, Progress
 from chatui.errors import BackendError
@@ -33,6 +38,7 @@ from chatui.events import (
     PromptProgress,
     ReasoningDelta,
     ServerBuild,
+    StreamEvent,
     ToolCallDelta,
 )
 from chatui.prompt import build_prompt
@@ -84,13 +90,16 @@ def produce(
 ) -> Iterator[Progress]:
     """The runner's job: retrieve, ask the model, publish each step, store the end.
 
+    The answer's tokens are published from the stream loop as they come
+    (``_relay``); what this yields is the rest: the final, stored step.
+
     ``question`` is the store write of the question (``ChatService.start_*``): it
     runs on its own thread while the prompt is built and the request starts, so
     the first token does not wait for the disk; it has ended before any step is
     published and before the answer is stored (its error, if any, is the answer's).
     """
     written = _Written(question)
-    steps = _steps(service, answer, conversation, parent_id, override, continued, written.wait)
+    steps = _steps(service, answer, conversation, parent_id, override, continued, written)
     try:
         with closing(steps):
             for step in steps:
@@ -105,28 +114,43 @@ class _Written:
     """A store write run beside the request (``produce``'s ``question``)."""
 
     def __init__(self, write: Callable[[], None] | None) -> None:
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        if write is not None:
-            self._thread = threading.Thread(target=self._run, args=(write,),
-                                            name="chatui-question", daemon=True)
-            self._thread.start()
+        self._future: Future[None] = Future()
+        if write is None:
+            self._future.set_result(None)
+        else:
+            threading.Thread(target=self._run, args=(write,), name="chatui-question",
+                             daemon=True).start()
 
     def _run(self, write: Callable[[], None]) -> None:
         try:
             write()
         except BaseException as error:  # given to the answer's reader by ``wait``
-            self._error = error
+            self._future.set_exception(error)
+        else:
+            self._future.set_result(None)
 
     def join(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
+        futures.wait([self._future])
 
     def wait(self) -> None:
         """Return once the write has ended; raise its error if it failed."""
-        self.join()
-        if self._error is not None:
-            raise self._error
+        self._future.result()
+
+    async def until_written(self) -> None:
+        """``wait`` on the stream loop; its error comes as ``_QuestionFailed``."""
+        if not self._future.done():
+            await asyncio.wait([asyncio.wrap_future(self._future)])
+        error = self._future.exception()
+        if error is not None:
+            raise _QuestionFailed(error)
+
+
+class _QuestionFailed(Exception):
+    """The question could not be stored: the answer fails with that error, storing nothing."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 def _steps(
@@ -136,7 +160,7 @@ def _steps(
     parent_id: str | None,
     override: Settings | None,
     continued: Message | None,
-    stored: Callable[[], None],
+    written: _Written,
 ) -> Generator[Progress, None, None]:
     """``produce``'s steps: retrieve, ask the model, publish each step, store the end."""
     settings = override or conversation.settings
@@ -164,32 +188,14 @@ def _steps(
                                   sources=tuple(sources), status="streaming", made=made)
     if answer.stopped:
         return  # stopped while the documents were searched: nothing was asked
-    accumulator = Accumulator()
+    reading = _Reading(conversation, draft, continued)
     service.require_backend()
     stream = _ask(service, info, messages, model, settings, continued is not None)
     answer.attach(stream)
     try:
-        for event in stream:
-            accumulator.add(event)
-            if isinstance(event, PromptProgress) and not _has_output(accumulator):
-                yield Progress(conversation, draft, prompt=event)
-                continue
-            if isinstance(event, ServerBuild):
-                made = replace(made, server_build=event.fingerprint)
-                draft = replace(draft, made=made)
-                continue
-            if isinstance(event, ContentDelta):
-                content_delta, reasoning_delta = event.text, ""
-            elif isinstance(event, ReasoningDelta):
-                content_delta, reasoning_delta = "", event.text
-            elif isinstance(event, _SHOWN):
-                content_delta = reasoning_delta = ""
-            else:
-                continue  # usage, timings, the model's name: nothing to show yet
-            yield Progress(
-                conversation, _with_accumulated(draft, accumulator, continued, "streaming"),
-                content_delta=content_delta, reasoning_delta=reasoning_delta,
-            )
+        streamloop.run(_relay(stream, reading, answer.publish, written))
+    except _QuestionFailed as failed:
+        raise failed.error from None
     except Exception as error:
         if answer.stopped:  # the stream was closed under the runner: that is the stop
             pass
@@ -197,20 +203,75 @@ def _steps(
             failure = (service.watch.explain(error)
                        if service.watch is not None and isinstance(error, BackendError)
                        else error)
-            stored()  # the question first
-            _keep_partial(service, conversation, draft, accumulator, continued, "error",
-                          str(failure))
+            written.wait()  # the question first
+            _keep_partial(service, conversation, reading.draft, reading.accumulator, continued,
+                          "error", str(failure))
             if failure is error:
                 raise
             raise failure from error
     finally:
         stream.close()
+    draft, accumulator = reading.draft, reading.accumulator
     if answer.stopped and not _has_output(accumulator):
         return  # stopped before the first token: no ghost message
     status: tree.Status = "stopped" if answer.stopped else "complete"
     final = _with_accumulated(draft, accumulator, continued, status)
-    stored()  # the question first
+    written.wait()  # the question first
     yield Progress(_store_answer(service, conversation, final, continued), final, done=True)
+
+
+async def _relay(
+    stream: ChatStream, reading: _Reading, publish: Callable[[Progress], None],
+    written: _Written,
+) -> None:
+    """On the stream loop: each event that changes what is shown, published as it comes
+    (the first once the question is stored)."""
+    async for event in stream:
+        step = reading.step(event)
+        if step is not None:
+            await written.until_written()
+            publish(step)
+
+
+class _Reading:
+    """The answer as its events have made it so far, and the step each one shows."""
+
+    __slots__ = ("accumulator", "continued", "conversation", "draft")
+
+    def __init__(
+        self, conversation: Conversation, draft: Message, continued: Message | None
+    ) -> None:
+        self.accumulator = Accumulator()
+        self.conversation = conversation
+        self.draft = draft
+        self.continued = continued
+
+    def step(self, event: StreamEvent) -> Progress | None:
+        """Take in ``event``; the step to publish, if it changes what is shown."""
+        accumulator = self.accumulator
+        accumulator.add(event)
+        if isinstance(event, ContentDelta):
+            content_delta, reasoning_delta = event.text, ""
+        elif isinstance(event, ReasoningDelta):
+            content_delta, reasoning_delta = "", event.text
+        elif isinstance(event, _SHOWN):
+            content_delta = reasoning_delta = ""
+        elif isinstance(event, PromptProgress):
+            if _has_output(accumulator):
+                return None
+            return Progress(self.conversation, self.draft, prompt=event)
+        elif isinstance(event, ServerBuild):
+            made = self.draft.made
+            if made is not None:
+                self.draft = replace(self.draft, made=replace(made, server_build=event.fingerprint))
+            return None
+        else:
+            return None  # usage, timings, the model's name: nothing to show yet
+        return Progress(
+            self.conversation,
+            _with_accumulated(self.draft, accumulator, self.continued, "streaming"),
+            content_delta=content_delta, reasoning_delta=reasoning_delta,
+        )
 
 
 def _ask(

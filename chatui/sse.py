@@ -58,26 +58,49 @@ ENDED_EARLY = ("The model server ended the answer early: its stream stopped befo
 
 def parse_stream(lines: Iterable[str]) -> Iterator[StreamEvent]:
     """Yield the events of a chat completion stream, ending with ``Done``."""
-    chunks = _ChunkReader()
-    data: list[str] = []
-    event_name = ""
+    parser = StreamParser()
     for line in lines:
+        yield from parser.feed(line)
+        if parser.done:
+            return
+    yield from parser.end()
+
+
+class StreamParser:
+    """``parse_stream`` a line at a time, for a reader that gets its lines by itself.
+
+    ``feed`` and ``end`` yield the events a line (or the end of the body) makes,
+    then raise what it means, as ``parse_stream`` does; after ``done`` (the
+    ``Done`` event), nothing more is read.
+    """
+
+    __slots__ = ("_chunks", "_data", "_event_name")
+
+    def __init__(self) -> None:
+        self._chunks = _ChunkReader()
+        self._data: list[str] = []
+        self._event_name = ""
+
+    @property
+    def done(self) -> bool:
+        return self._chunks.done
+
+    def feed(self, line: str) -> Iterator[StreamEvent]:
         line = line.rstrip("\r\n")
         if not line:
+            data, self._data = self._data, []
+            event_name, self._event_name = self._event_name, ""
             if data:
-                yield from chunks.read(data, event_name)
-                if chunks.done:
-                    return
-            data, event_name = [], ""
-            continue
+                yield from self._chunks.read(data, event_name)
+            return
         if line.startswith(":"):
-            continue  # a comment, e.g. ": keep-alive"
+            return  # a comment, e.g. ": keep-alive"
         field, _, value = line.partition(":")
         value = value[1:] if value.startswith(" ") else value
         if field == "data":
-            data.append(value)
+            self._data.append(value)
         elif field == "event":
-            event_name = value
+            self._event_name = value
         elif field == "error":
             raise BackendStreamError(_server_said(_loads_or_text(value)))
         elif line.lstrip().startswith(("{", "[", "<")):
@@ -85,10 +108,14 @@ def parse_stream(lines: Iterable[str]) -> Iterator[StreamEvent]:
                 f"The model server did not send an event stream; it sent {_snippet(line)}."
             )
         # "id", "retry" and unknown fields carry nothing we use.
-    if data:
-        yield from chunks.read(data, event_name)
-    if not chunks.done:
-        yield from chunks.end_of_body()
+
+    def end(self) -> Iterator[StreamEvent]:
+        """The body has ended: what an event left unfinished, then how the stream ended."""
+        data, self._data = self._data, []
+        if data:
+            yield from self._chunks.read(data, self._event_name)
+        if not self._chunks.done:
+            yield from self._chunks.end_of_body()
 
 
 def lines_of(pieces: Iterable[str]) -> Iterator[str]:
@@ -98,17 +125,31 @@ def lines_of(pieces: Iterable[str]) -> Iterator[str]:
     inside a JSON string (llama-server sends it as it is) stays text, where
     ``str.splitlines`` and httpx's ``iter_lines`` cut the line there.
     """
-    rest = ""
+    lines = LineSplitter()
     for piece in pieces:
-        text = rest + piece
+        yield from lines.feed(piece)
+    yield from lines.end()
+
+
+class LineSplitter:
+    """``lines_of`` a piece at a time: ``feed`` gives the lines a piece completes."""
+
+    __slots__ = ("_rest",)
+
+    def __init__(self) -> None:
+        self._rest = ""
+
+    def feed(self, piece: str) -> list[str]:
+        text = self._rest + piece
         held = "\r" if text.endswith("\r") else ""  # perhaps half of a CRLF
         lines = _LINE_END.split(text[:-1] if held else text)
-        rest = lines.pop() + held
-        yield from lines
-    lines = _LINE_END.split(rest)
-    yield from lines[:-1]
-    if lines[-1]:
-        yield lines[-1]
+        self._rest = lines.pop() + held
+        return lines
+
+    def end(self) -> list[str]:
+        lines = _LINE_END.split(self._rest)
+        self._rest = ""
+        return lines[:-1] + ([lines[-1]] if lines[-1] else [])
 
 
 def describe_error(payload: Any) -> str | None:

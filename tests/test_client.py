@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -224,7 +224,7 @@ def test_close_from_another_thread_ends_quietly_and_disconnects(
     seen = [next(stream), next(stream)]  # model name, "Hello "
 
     def close_while_reading() -> None:
-        wait_until(lambda: stream._reading)  # the reader below is in (or entering) recv()
+        wait_until(lambda: stream._reader is not None)  # the reader below is in a read
         stream.close()
 
     threading.Thread(target=close_while_reading, daemon=True).start()
@@ -261,6 +261,26 @@ def test_close_while_waiting_for_headers_ends_quietly(
     wait_until(lambda: fake_backend.disconnects == 1)
 
 
+def test_close_while_the_headers_are_long_in_coming_ends_at_once(
+    fake_backend: FakeBackend
+) -> None:
+    """A Stop while the server reads a long prompt (no status line yet) is not kept waiting
+    for the headers: the read is cancelled and the connection closed, so the server sees it."""
+    fake_backend.enqueue(Script(header_delay=FOREVER, chunks=[]))
+    patient = BackendClient(fake_backend.base_url, first_token_timeout=FOREVER,
+                            stall_timeout=FOREVER)
+    stream = patient.stream_chat(HELLO, None, {})
+
+    def close_once_asked() -> None:
+        wait_until(lambda: fake_backend.requests)
+        stream.close()
+
+    threading.Thread(target=close_once_asked, daemon=True).start()
+    assert run_to_end(lambda: list(stream)) == []  # within PATIENCE, not FOREVER
+    wait_until(lambda: fake_backend.disconnects == 1)
+    patient.close()
+
+
 def test_client_timings_when_the_server_sends_none(
     fake_backend: FakeBackend, client: BackendClient
 ) -> None:
@@ -290,8 +310,8 @@ def test_fifty_streams_at_once(fake_backend: FakeBackend) -> None:
     assert all(a.content == "Hello from the fake backend." for a in answers)
 
 
-class _BreaksMidway(httpx.SyncByteStream):
-    def __iter__(self) -> Iterator[bytes]:
+class _BreaksMidway(httpx.AsyncByteStream):
+    async def __aiter__(self) -> AsyncIterator[bytes]:
         yield b'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\n'
         raise httpx.ReadError("connection reset by peer")
 
@@ -302,8 +322,8 @@ class _BreaksMidway(httpx.SyncByteStream):
      StreamProtocolError, "did not send an event stream"),
 ])
 def test_injected_transport(response: httpx.Response, error: type, words: str) -> None:
-    http = httpx.Client(transport=httpx.MockTransport(lambda request: response))
-    with BackendClient("http://model.test/v1", http=http) as mocked:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda request: response))
+    with BackendClient("http://model.test/v1", stream_http=http) as mocked:
         with pytest.raises(error, match=words):
             fold(mocked.stream_chat(HELLO, None, {}))
     assert not http.is_closed  # the caller's client stays the caller's

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from rag_fixtures import minimal_pdf
 
+from chatui import streamloop
 from chatui.client import BackendClient
 from chatui.documents import DocumentService
 from chatui.embedded import MODEL_ALIAS, EmbeddedServer
@@ -63,7 +64,7 @@ class Recorder:
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
 
-    def __call__(self, request: httpx.Request) -> None:
+    async def __call__(self, request: httpx.Request) -> None:
         if request.url.path.endswith("/chat/completions"):
             self.bodies.append(json.loads(request.content))
 
@@ -76,8 +77,8 @@ def recorder() -> Recorder:
 @pytest.fixture
 def app_parts(tmp_path: Path, rag_embedder: Embedder, embedded_server: EmbeddedServer,
               recorder: Recorder) -> Iterator[tuple[ChatService, DocumentUploads]]:
-    http = httpx.Client(event_hooks={"request": [recorder]})
-    backend = BackendClient(embedded_server.base_url, http=http)
+    http = httpx.AsyncClient(event_hooks={"request": [recorder]})
+    backend = BackendClient(embedded_server.base_url, stream_http=http)
     store = FileStore(tmp_path / "data")
     library = Library(tmp_path / "data" / "documents", rag_embedder)
     service = ChatService(store, backend, retriever=LibraryRetriever(library),
@@ -88,7 +89,7 @@ def app_parts(tmp_path: Path, rag_embedder: Embedder, embedded_server: EmbeddedS
     finally:
         store.close()
         backend.close()
-        http.close()
+        streamloop.run(http.aclose())
 
 
 def gradio_upload(folder: Path, name: str, data: bytes) -> str:

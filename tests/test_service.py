@@ -341,7 +341,7 @@ def test_each_answer_costs_one_thread(service: ChatService, fake_backend: FakeBa
     wait_until(lambda: len(fake_backend.requests) == 5)  # every one is streaming
     names = [thread.name for thread in threading.enumerate()]
     assert names.count("chatui-answer") == 5  # one runner each, nothing else per answer
-    assert names.count("chatui-stream-watchdog") == 1  # shared by every stream
+    assert names.count("chatui-streams") == 1  # one loop reads every stream
     for chat, answer in zip(chats, answers, strict=True):
         assert service.stop(chat.id, OWNER)
         assert answer.result is not None and answer.result.message.status == "stopped"
