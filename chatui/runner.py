@@ -35,6 +35,7 @@ from chatui.errors import BackendError
 from chatui.events import (
     ContentDelta,
     ContentWasReasoning,
+    ModelName,
     PromptProgress,
     ReasoningDelta,
     ServerBuild,
@@ -226,10 +227,13 @@ async def _relay(
 ) -> None:
     """On the stream loop: each event that changes what is shown, published as it comes
     (the first once the question is stored)."""
+    stored = False
     async for event in stream:
         step = reading.step(event)
         if step is not None:
-            await written.until_written()
+            if not stored:  # (a Future's ``done`` takes a lock: once, not per token)
+                await written.until_written()
+                stored = True
             publish(step)
 
 
@@ -260,10 +264,12 @@ class _Reading:
             if _has_output(accumulator):
                 return None
             return Progress(self.conversation, self.draft, prompt=event)
-        elif isinstance(event, ServerBuild):
+        elif isinstance(event, ModelName | ServerBuild):  # into the draft once, not per step
             made = self.draft.made
             if made is not None:
-                self.draft = replace(self.draft, made=replace(made, server_build=event.fingerprint))
+                made = (replace(made, server_model=event.name) if isinstance(event, ModelName)
+                        else replace(made, server_build=event.fingerprint))
+                self.draft = replace(self.draft, made=made)
             return None
         else:
             return None  # usage, timings, the model's name: nothing to show yet
@@ -363,7 +369,7 @@ def _with_accumulated(
     base_content = continued.content if continued else ""
     base_reasoning = continued.reasoning if continued else ""
     made = draft.made
-    if made is not None and accumulator.model:
+    if made is not None and accumulator.model and made.server_model != accumulator.model:
         made = replace(made, server_model=accumulator.model)
     server = accumulator.server_timings
     timings = accumulator.timings() if _has_output(accumulator) else draft.timings

@@ -26,6 +26,10 @@ route takes files up to ``UPLOAD_HARD_CAP`` times ``--max-upload-mb``: the
 browser and the route refuse a whole batch for one file over their limit,
 while the library refuses a file over ``--max-upload-mb`` alone, by name.
 
+Stopping the server (Ctrl+C, SIGTERM) stops the answers first, each stored as
+"stopped" with what came, so no open answer stream holds the shutdown; other
+open responses (Gradio's heartbeats) get ``SHUTDOWN_GRACE_SECONDS``.
+
 Keep-alive (``web_server``): an idle connection is closed after
 ``KEEP_ALIVE_SECONDS``, longer than HTTP clients keep idle connections in their
 pools (httpx and Node 5 s, aiohttp 15 s), so a client does not reuse one just as
@@ -38,11 +42,14 @@ kernel's TCPAbortOnClose) to a client that did nothing wrong.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
+import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 
 import gradio as gr
 import uvicorn
@@ -75,6 +82,7 @@ except ImportError:  # Windows: no way to ask; uvicorn's plain behaviour
 log = logging.getLogger("chatui")
 
 KEEP_ALIVE_SECONDS = 75  # nginx's default; longer than the clients' idle pools
+SHUTDOWN_GRACE_SECONDS = 3  # for open responses once the answers are stopped (then cut)
 
 
 def build_app(runtime: Runtime) -> FastAPI:
@@ -119,15 +127,33 @@ def build_app(runtime: Runtime) -> FastAPI:
     return app
 
 
-def web_server(app: FastAPI, host: str, port: int) -> uvicorn.Server:
+def web_server(
+    app: FastAPI, host: str, port: int, before_shutdown: Callable[[], object] | None = None,
+) -> uvicorn.Server:
     """uvicorn serving ``app``; X-Forwarded-For is ``ClientAddresses``' business alone.
 
-    HTTP/1.1 through h11, with the keep-alive of the module docstring.
+    HTTP/1.1 through h11, with the keep-alive of the module docstring. When it is
+    told to stop (Ctrl+C, SIGTERM), ``before_shutdown`` runs first, in a thread
+    (``serve`` stops the answers there, so their streams end and their partial
+    text is stored); then open responses get ``SHUTDOWN_GRACE_SECONDS`` to end.
     """
-    return uvicorn.Server(uvicorn.Config(
+    return _Server(uvicorn.Config(
         app, host=host, port=port, log_level="warning", proxy_headers=False,
         http=_KeepAliveProtocol, timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    ))
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    ), before_shutdown)
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, before_shutdown: Callable[[], object] | None
+                 ) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self._before_shutdown is not None:
+            await asyncio.to_thread(self._before_shutdown)
+        await super().shutdown(sockets)
 
 
 class _KeepAliveProtocol(H11Protocol):
@@ -181,7 +207,7 @@ def _open_share_link(server: uvicorn.Server, runtime: Runtime) -> None:
 def serve(runtime: Runtime) -> int:
     config = runtime.config
     app = build_app(runtime)
-    server = web_server(app, config.host, config.port)
+    server = web_server(app, config.host, config.port, runtime.service.stop_all)
     print(f"chatui is running on http://{config.host}:{config.port}", flush=True)
     if config.share:
         threading.Thread(target=_open_share_link, args=(server, runtime), daemon=True).start()

@@ -33,14 +33,15 @@ Rules it keeps:
 
 Answers: ``start_send`` / ``start_edit`` / ``start_regenerate`` /
 ``start_continue`` / ``start_retry`` check, admit and claim, raise at once if
-any of it fails, and return an ``Answer`` (``chatui.answer``) whose one runner
-thread streams the model's reply and stores it; the UI, the REST API and the
-terminal only read it.
+any of it fails, and return an ``Answer`` (``chatui.answer``) whose runner
+streams the model's reply and stores it; the UI, the REST API and the terminal
+only read it. ``stop_all`` ends them all when the server stops.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -176,9 +177,7 @@ class ChatService:
     def rename(self, conversation_id: str, title: str, owner: str) -> Conversation:
         return self._update(conversation_id, owner, lambda c: tree.rename(c, title))
 
-    def update_settings(
-        self, conversation_id: str, settings: Settings, owner: str
-    ) -> Conversation:
+    def update_settings(self, conversation_id: str, settings: Settings, owner: str) -> Conversation:
         return self._update(conversation_id, owner, lambda c: tree.with_settings(c, settings))
 
     def delete(self, conversation_id: str, owner: str) -> None:
@@ -202,9 +201,7 @@ class ChatService:
         if self.retriever is not None:
             self.retriever.forget(conversation.owner, conversation_id)
 
-    def switch_branch(
-        self, conversation_id: str, message_id: str, owner: str
-    ) -> Conversation:
+    def switch_branch(self, conversation_id: str, message_id: str, owner: str) -> Conversation:
         return self._update(conversation_id, owner, lambda c: tree.switch_to(c, message_id))
 
     def step_sibling(
@@ -214,17 +211,13 @@ class ChatService:
             conversation_id, owner, lambda c: tree.switch_sibling(c, message_id, step)
         )
 
-    def delete_message(
-        self, conversation_id: str, message_id: str, owner: str
-    ) -> Conversation:
+    def delete_message(self, conversation_id: str, message_id: str, owner: str) -> Conversation:
         return self._update(conversation_id, owner, lambda c: tree.delete_subtree(c, message_id))
 
     def import_conversation(self, conversation: Conversation, owner: str) -> Conversation:
         """Store an exported conversation under a fresh id, owned by ``owner``."""
         fresh = tree.new_conversation(conversation.title, conversation.settings, owner)
-        imported = replace(
-            conversation, id=fresh.id, owner=owner, created_at=fresh.created_at
-        )
+        imported = replace(conversation, id=fresh.id, owner=owner, created_at=fresh.created_at)
         for message in imported.messages.values():
             if message.parent_id is not None:
                 imported.message(message.parent_id)
@@ -382,6 +375,17 @@ class ChatService:
         with self._lock:
             answer = self._running.get(conversation_id)
         return answer is not None and answer.stop()
+
+    def stop_all(self, wait: float = STOP_WAIT_SECONDS) -> int:
+        """Stop every answer being generated (the server shuts down); how many. Each is
+        stored as "stopped" with what came: this waits up to ``wait`` s in all for that."""
+        with self._lock:
+            answers = list(self._running.values())
+        stopped = [answer for answer in answers if answer.stop()]
+        deadline = time.monotonic() + wait
+        for answer in stopped:
+            answer.wait(max(0.0, deadline - time.monotonic()))
+        return len(stopped)
 
     # ----- internals -------------------------------------------------------
 
