@@ -369,8 +369,10 @@ class ChatStream:
             return
         if self._interruption is None:
             self._interruption = reason
-        if self._reader is None:  # nobody reads now: let the connection go at once
-            task = self._loop.create_task(self._finish())
+        if self._reader is None:
+            if not isinstance(reason, _Closed):
+                return  # a timeout between reads: the next read raises it
+            task = self._loop.create_task(self._finish())  # closed: let the connection go now
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
         elif not self._cancelled:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -234,6 +235,21 @@ def test_close_from_another_thread_ends_quietly_and_disconnects(
     stream.close()  # again: harmless
     assert list(stream) == []
     patient.close()
+
+
+def test_a_stall_while_nobody_reads_is_raised_at_the_next_read(fake_backend: FakeBackend) -> None:
+    """The reader was busy elsewhere when the stall limit passed: its next read says so (the
+    answer broke off), rather than ending as if the answer were whole or stopped."""
+    fake_backend.enqueue(Script.stall(after_chunks=2, seconds=FOREVER))
+    with BackendClient(fake_backend.base_url, first_token_timeout=PATIENCE,
+                       stall_timeout=0.5) as hasty:
+        stream = hasty.stream_chat(HELLO, None, {})
+        seen = [next(stream), next(stream)]  # model name, "Hello "
+        assert ContentDelta("Hello ") in seen
+        time.sleep(1.5)  # not reading: the limit passes between two reads
+        with pytest.raises(BackendTimeout, match="stopped sending"):
+            next(stream)
+    wait_until(lambda: fake_backend.disconnects == 1)
 
 
 def test_close_before_reading_sends_nothing(
