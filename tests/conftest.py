@@ -56,9 +56,9 @@ def chromium_path() -> str:
     return CHROMIUM
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
-    """Chromium launched for one test (Playwright's ``Browser``)."""
+    """Chromium launched once per test module (Playwright's ``Browser``); tests open pages."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

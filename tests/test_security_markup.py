@@ -40,7 +40,7 @@ from chatui.ui.render import BAR, render_message, split_bars
 from chatui.ui.screen import Screen, View
 from chatui.ui.wiring import updates
 from tests.apiharness import open_test_runtime, running_api
-from tests.conftest import CHROMIUM_ARGS, serve_app
+from tests.conftest import serve_app
 from tests.fakebackend import DEFAULT_MODEL, FakeBackend, Script
 from tests.polling import wait_until
 
@@ -245,18 +245,6 @@ def test_the_store_refuses_a_conversation_with_a_hostile_message_id(
 # ----- in a real browser ------------------------------------------------------------------
 
 WAIT_MS = 30_000
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from chatui.embedded import free_port
 from chatui.runtime import Runtime
@@ -23,7 +23,7 @@ from chatui.ui.screen import View
 from chatui.uploads import DocumentUploads
 from chatui.visitors import COOKIE
 from tests.apiharness import open_test_runtime
-from tests.conftest import CHROMIUM_ARGS, serve_app
+from tests.conftest import serve_app
 from tests.fakebackend import DEFAULT_ANSWER, FakeBackend, Script
 from tests.gradioevents import Forger
 from tests.polling import wait_until
@@ -35,16 +35,6 @@ USERS = {"alice": "pw-alice", "bob": "pw-bob"}
 TOKENS = {"alice": "token-alice-0123456789", "bob": "token-bob-0123456789"}
 ALICE = "Alice asks about the harbour lighthouse"
 BOB = "Bob asks about the mountain cabin"
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 @contextmanager
