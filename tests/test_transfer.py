@@ -22,6 +22,7 @@ import pytest
 
 from chatui import codec, transfer, tree
 from chatui.api.importing import IMPORTED_HEADER
+from chatui.api.schemas import ChatImport
 from chatui.transfer import building
 from chatui.tree import Conversation
 from tests.apiharness import Api, assert_error, read_history, running_api, send_message
@@ -35,8 +36,9 @@ OPEN_WEBUI = SAMPLES / "openwebui_chat.json"
 
 
 def read(data: bytes | Path) -> tuple[tuple[Conversation, ...], str]:
+    """As the REST API and the page read a file: chatui's own format held to its schema."""
     raw = data.read_bytes() if isinstance(data, Path) else data
-    return transfer.read_chats(raw, "alice")
+    return transfer.read_chats(raw, "alice", ChatImport.check)
 
 
 def branch(conversation: Conversation) -> list[tuple[str, str]]:
@@ -209,7 +211,7 @@ def llama_lines(*messages: dict[str, Any]) -> bytes:
     (b"   ", "empty"),
     (json.dumps({"title": "t", "current_leaf_id": "../x", "settings": {}, "messages": [
         {"id": "../x", "parent_id": None, "role": "user", "content": "hi",
-         "created_at": 0}]}).encode(), "cannot be a message id"),
+         "created_at": 0}]}).encode(), "current_leaf_id: String should match"),
     (json.dumps({"title": "t", "current_leaf_id": "nope", "settings": {}, "messages": [
         {"id": "a", "parent_id": None, "role": "user", "content": "hi",
          "created_at": 0}]}).encode(), "current message"),
@@ -301,6 +303,50 @@ def test_rest_import_refuses_hostile_files_and_stores_nothing(
     assert "larger than" in big.text
     listed = api.http.get("/chats").json()
     assert (listed["chats"] if isinstance(listed, dict) else listed) == []
+
+
+def _spoiled(exported: dict[str, Any], where: str, value: Any) -> dict[str, Any]:
+    """``exported`` (a deep copy) with the field at dotted ``where`` set to ``value``
+    (``...`` deletes it); a number in the path indexes a list."""
+    spoiled = json.loads(json.dumps(exported))
+    *path, last = where.split(".")
+    target = spoiled
+    for part in path:
+        target = target[int(part)] if part.isdigit() else target[part]
+    if value is ...:
+        del target[last]
+    else:
+        target[last] = value
+    return spoiled
+
+
+# Each breaks only what the spec's import schema says: what a fuzzer sends, not the UI.
+WRONG_TYPES = [
+    ("owner", 5), ("created_at", "yesterday"), ("messages.1.created_at", "noon"),
+    ("messages.1.timings.ttft_ms", [1]), ("messages.1.timings.generated_tokens", "many"),
+    ("messages.1.timings.source", "guess"), ("messages.1.sources.0.page", "2"),
+    ("messages.1.sources.0.score", "high"), ("messages.1.made.context_tokens", "x"),
+    ("messages.1.status", "streaming-ish"), ("messages.1.parent_id", ...),
+    ("messages.0.content", ...),
+]
+
+
+@pytest.mark.parametrize(("where", "value"), WRONG_TYPES)
+def test_rest_import_refuses_a_chatui_field_of_the_wrong_type(
+    api: Api, where: str, value: Any
+) -> None:
+    chat_id = api.new_chat(title="Typed")["id"]
+    send_message(api, chat_id, content="one")
+    exported = read_history(api, chat_id, tree="true")
+    exported["messages"][1]["sources"] = [{"number": 1, "document": "a.txt", "page": 2,
+                                           "snippet": "s", "score": 0.5, "chunk_id": 3}]
+    exported["messages"][1]["made"] = {"context_tokens": 4096}
+    assert api.http.post("/chats/import", json=exported).status_code == 201  # as exported
+    said = assert_error(api.http.post("/chats/import", json=_spoiled(exported, where, value)),
+                        422, "invalid_request")
+    assert where.split(".")[-1] in said
+    listed = api.http.get("/chats").json()
+    assert len(listed["chats"] if isinstance(listed, dict) else listed) == 2  # no third
 
 
 def test_the_ui_download_and_the_rest_export_read_as_the_same_chat() -> None:

@@ -52,7 +52,7 @@ async def read_body(request: Request) -> bytes:
 
 def store(service: ChatService, owner: str, data: bytes) -> tuple[Conversation, ...]:
     """Read every chat in ``data``, then store them (nothing is stored if one is refused)."""
-    chats, _format = transfer.read_chats(data, owner)
+    chats, _format = transfer.read_chats(data, owner, ChatImport.check)
     return tuple(service.import_conversation(chat, owner) for chat in chats)
 
 

@@ -9,10 +9,10 @@ export can be posted back to ``/chats/import`` as it is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 from chatui import codec
 from chatui.cache import CacheStats
@@ -20,6 +20,7 @@ from chatui.settings import BY_NAME, FIELDS, MAX_NAME, MAX_TEXT, SettingField
 from chatui.storage import ID_PATTERN
 from chatui.store import ConversationSummary
 from chatui.supervisor import BackendHealth
+from chatui.transfer import ImportRefused
 from chatui.tree import Conversation, Message
 
 
@@ -252,11 +253,20 @@ class ChatImport(_Record):
     settings: SettingsRecord = SettingsRecord()
     messages: list[MessageRecord] = Field(default_factory=list, max_length=100_000)
 
-    def conversation_dict(self) -> dict[str, Any]:
-        data = self.model_dump()
-        data["id"] = data["id"] or "import"
-        data["created_at"] = data["created_at"] or 0.0
-        return data
+    @classmethod
+    def check(cls, data: Mapping[str, Any]) -> None:
+        """``ImportRefused`` naming the first field of ``data`` this schema refuses.
+
+        The importer reads chatui's format with this check (REST and page alike),
+        so what the spec promises to refuse is refused, not read as a default.
+        """
+        try:
+            cls.model_validate(data)
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in first["loc"]) or "the chat"
+            raise ImportRefused(f"This chatui export cannot be imported: {where}: "
+                                f"{first['msg']}.") from None
 
 
 class ChatSummaryRecord(BaseModel):

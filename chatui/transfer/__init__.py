@@ -18,6 +18,7 @@ sentence saying what is wrong; it stores nothing (the chat service does).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from chatui import codec
@@ -33,13 +34,22 @@ __all__ = ["MAX_CHATS", "MAX_IMPORT_BYTES", "ImportRefused", "detect", "export_j
            "export_markdown", "read_chats"]
 
 
-def read_chats(data: bytes, owner: str) -> tuple[tuple[Conversation, ...], str]:
-    """The chats in ``data`` (fresh ids, owned by ``owner``) and the format's name."""
+Check = Callable[[Mapping[str, Any]], None]
+"""Raises ``ImportRefused`` for a chatui export its schema refuses (see ``read_chats``)."""
+
+
+def read_chats(data: bytes, owner: str,
+               check_native: Check | None = None) -> tuple[tuple[Conversation, ...], str]:
+    """The chats in ``data`` (fresh ids, owned by ``owner``) and the format's name.
+
+    ``check_native`` sees a chatui export first: the edges pass the REST schema's
+    check, so a field of the wrong type is refused, not dropped to its default.
+    """
     if len(data) > MAX_IMPORT_BYTES:
         raise ImportRefused(f"The file is larger than {MAX_IMPORT_BYTES // 2**20} MiB.")
     if not data.strip():
         raise ImportRefused("The file is empty.")
-    name, drafts = _drafts(data)
+    name, drafts = _drafts(data, check_native)
     if not drafts:
         raise ImportRefused(f"This {name} file holds no chat.")
     if len(drafts) > MAX_CHATS:
@@ -57,7 +67,7 @@ def detect(data: bytes) -> str | None:
         return None
 
 
-def _drafts(data: bytes) -> tuple[str, list[Any]]:
+def _drafts(data: bytes, check_native: Check | None = None) -> tuple[str, list[Any]]:
     if data.startswith(llamacpp.ZIP_MAGIC):
         return llamacpp.FORMAT, llamacpp.read_zip(data, MAX_IMPORT_BYTES)
     try:
@@ -75,6 +85,8 @@ def _drafts(data: bytes) -> tuple[str, list[Any]]:
     if llamacpp.is_session(parsed):  # a JSONL export of one line: a chat with no messages
         return llamacpp.FORMAT, llamacpp.read_jsonl(raw)
     if native.looks_like(parsed):
+        if check_native is not None:
+            check_native(parsed)
         return native.FORMAT, [native.read(parsed)]
     if llamacpp.looks_like_json(parsed):
         return llamacpp.FORMAT, llamacpp.read_json(parsed)

@@ -34,6 +34,7 @@ from typing import Any
 import gradio as gr
 
 from chatui import transfer
+from chatui.api.schemas import ChatImport
 from chatui.errors import ChatError
 from chatui.sanitize import inert_html
 from chatui.service import ChatService
@@ -122,7 +123,7 @@ def import_file(service: ChatService, uploads: DocumentUploads, owner: str, view
     finally:
         uploads.discard(path, owner)
     try:
-        chats, name = transfer.read_chats(data, owner)
+        chats, name = transfer.read_chats(data, owner, ChatImport.check)
     except ChatError as error:
         return Imported(None, inert_html(f"Nothing was imported: {describe_error(error)}"))
     stored: list[Conversation] = []
