@@ -6,7 +6,8 @@ conversation claimed, and every refusal has already been raised. What is left
 can only fail while answering (the model server, the document search), and
 those errors reach the reader after the steps that came before them.
 
-One runner thread per answer (``chatui-answer``) starts the upstream stream
+One runner thread per answer (``chatui-answer``, a worker kept from answer to
+answer: ``chatui.workers``) starts the upstream stream
 and writes the store; the stream's tokens are read, and their steps published,
 on the stream loop (``chatui.streamloop``: one thread for every answer's
 stream) while the runner thread waits for the end. Nothing else touches the
@@ -49,6 +50,7 @@ from typing import Protocol
 from chatui import tree
 from chatui.events import PromptProgress
 from chatui.tree import Conversation, Message
+from chatui.workers import WORKERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,10 +104,10 @@ class Answer:
     # ----- the runner's side ---------------------------------------------------
 
     def run(self, job: Iterator[Progress], on_end: Callable[[], None]) -> None:
-        """Start the runner thread: it publishes ``job``'s steps, then calls ``on_end``."""
+        """Start the runner (a worker thread, ``chatui.workers``): it publishes ``job``'s
+        steps, then calls ``on_end``."""
         self._started = True
-        threading.Thread(target=self._run, args=(job, on_end), name="chatui-answer",
-                         daemon=True).start()
+        WORKERS.run(lambda: self._run(job, on_end), "chatui-answer")
 
     def _run(self, job: Iterator[Progress], on_end: Callable[[], None]) -> None:
         try:

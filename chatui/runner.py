@@ -20,7 +20,6 @@ The store is written once per answer, never per token.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent import futures
 from concurrent.futures import Future
@@ -46,6 +45,7 @@ from chatui.prompt import build_prompt
 from chatui.serverinfo import ServerInfo
 from chatui.template import render_prefix
 from chatui.tree import Conversation, Message, Provenance, Settings, Source
+from chatui.workers import WORKERS
 
 if TYPE_CHECKING:
     from chatui.client import BackendClient
@@ -119,8 +119,7 @@ class _Written:
         if write is None:
             self._future.set_result(None)
         else:
-            threading.Thread(target=self._run, args=(write,), name="chatui-question",
-                             daemon=True).start()
+            WORKERS.run(lambda: self._run(write), "chatui-question")
 
     def _run(self, write: Callable[[], None]) -> None:
         try:
