@@ -42,6 +42,7 @@ log = logging.getLogger("chatui")
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per model request
     try:
         config = parse_config(argv)
     except ConfigError as error:

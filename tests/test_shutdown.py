@@ -31,11 +31,11 @@ def test_a_signal_mid_answer_ends_the_app_and_stores_the_partial_answer(
     fake_backend: FakeBackend, tmp_path: Path, how: signal.Signals, status: int,
 ) -> None:
     fake_backend.enqueue(Script.stall(after_chunks=3, seconds=FOREVER))  # 3 words, then nothing
-    port, data = free_port(), tmp_path / "data"
+    port, data, log = free_port(), tmp_path / "data", tmp_path / "app.log"
     app = subprocess.Popen(
         [sys.executable, "app.py", "--api-base", fake_backend.base_url, "--port", str(port),
          "--data-dir", str(data)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+        stdout=subprocess.DEVNULL, stderr=log.open("wb"), cwd=ROOT,
     )
     try:
         api = f"http://127.0.0.1:{port}/api/v1"
@@ -63,6 +63,9 @@ def test_a_signal_mid_answer_ends_the_app_and_stores_the_partial_answer(
     with FileStore(data) as store:
         answer = [m for m in store.load(chat).messages.values() if m.role == "assistant"]
     assert [(m.status, m.content) for m in answer] == [("stopped", "Hello from the ")]
+    said = log.read_text(errors="replace")
+    assert "INFO chatui:" in said
+    assert "HTTP Request:" not in said  # no line in the terminal per request to the model
 
 
 def _answers(url: str) -> bool:
