@@ -16,6 +16,10 @@ streams at once (``--concurrent-tokens`` each), through the API and, as the
 baseline, directly: p50/p95 TTFT, the slowest stream's rate, and errors.
 
     .venv/bin/python bench/bench_api.py [--rate 1000] [--tokens 1000] [--runs 5] [--concurrent 50]
+                                        [--repeat N] [--baseline-root DIR] [--floor]
+
+``--floor`` measures ``relay_floor.py`` first: a bare relay on the same server and
+HTTP client (uvicorn, httpx, json), the least any relay of these streams costs.
 """
 
 from __future__ import annotations
@@ -120,7 +124,9 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def bench(backend: str, api: str, args: argparse.Namespace) -> None:
-    limits = httpx.Limits(max_connections=args.concurrent * 2 + 10)
+    # Few idle connections kept: httpcore's pool checks each idle one against every
+    # other per request (chatui.client.MAX_IDLE_CONNECTIONS), which slowed this client.
+    limits = httpx.Limits(max_connections=args.concurrent * 2 + 10, max_keepalive_connections=8)
     async with httpx.AsyncClient(timeout=120, limits=limits) as client:
         chats = await new_chats(client, api, args.runs + 1)
         await read_direct(client, backend, 50)  # warm up both paths
@@ -247,6 +253,9 @@ def main() -> None:
                         help="run the concurrent part this many times")
     parser.add_argument("--baseline-root", help="also measure the chatui tree in this folder "
                         "first (e.g. `git archive HEAD | tar -x -C /tmp/base`), as the baseline")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure bench/relay_floor.py (uvicorn + httpx + json, "
+                        "nothing else) as the least any relay on this stack costs")
     parser.add_argument("--synthetic-port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.synthetic_port:
@@ -260,12 +269,31 @@ def main() -> None:
     try:
         wait_for(f"{backend}/models", synthetic)
         roots = [(Path(args.baseline_root), "BEFORE")] if args.baseline_root else []
+        if args.floor:
+            print("\n===== the floor: bench/relay_floor.py (no chatui) =====")
+            run_floor(backend, args)
         for root, label in [*roots, (ROOT, "this tree")]:
             print(f"\n===== chatui from {root} ({label}) =====")
             run_app(root, backend, args)
     finally:
         synthetic.terminate()
         synthetic.wait(timeout=10)
+
+
+def run_floor(backend: str, args: argparse.Namespace) -> None:
+    """Measure ``relay_floor.py`` as ``run_app`` measures chatui ("through /api" is it)."""
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api/v1"
+    relay = subprocess.Popen([sys.executable, str(ROOT / "bench" / "relay_floor.py"),
+                              "--port", str(port), "--backend", backend])
+    global APP_PID
+    APP_PID = relay.pid
+    try:
+        wait_for(f"{api}/chats", relay)
+        asyncio.run(bench(backend, api, args))
+    finally:
+        relay.terminate()
+        relay.wait(timeout=30)
 
 
 def run_app(root: Path, backend: str, args: argparse.Namespace) -> None:
