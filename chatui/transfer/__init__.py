@@ -1,6 +1,8 @@
 """Chats to and from files: chatui's JSON and Markdown, and other chat UIs' exports.
 
-    read_chats(data, owner)  bytes of an uploaded file -> checked ``Conversation`` values
+    read_chats(data, owner, check_native)  bytes of an uploaded file -> checked
+                             ``Conversation`` values (chatui's own JSON first through
+                             ``check_native``: the REST import schema's check)
     export_json(c) / export_markdown(c)  the two downloads (``codec`` / ``chatui.export``)
 
 The format is told from the contents, never from a file name:
