@@ -15,7 +15,8 @@ Invariants (besides the ``ConversationStore`` contract in store.py):
 
 - A save replaces one conversation's file in one atomic step (storage.py). After
   a crash at any instant every file is a whole version of its conversation, so
-  a message whose ``save`` returned is on disk.
+  a message whose ``save`` returned is on disk. Saves are written by one thread,
+  a few at a time, with one fsync of the folder for them all (``savequeue``).
 - A save costs in proportion to that conversation only: its file, then its
   row in the catalog. Opening, a page of the list and a search cost the same
   whatever the number of conversations: they read the catalog, which each save
@@ -40,7 +41,7 @@ import builtins
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Self
 
@@ -48,6 +49,7 @@ from chatui.catalog import FILE_NAME, Catalog, Stamp
 from chatui.codec import is_safe_id, tree_problem
 from chatui.errors import InvalidRequest, NotFound, StoreCorrupt, StoreError
 from chatui.locks import KeyedLocks
+from chatui.savequeue import Save, SaveQueue
 from chatui.storage import (
     fsync_folder,
     read_conversation,
@@ -83,6 +85,7 @@ class FileStore:
         self._lock_file = _lock_data_dir(self.data_dir)
         self._problems_lock = threading.Lock()
         self._locks = KeyedLocks()
+        self._saves: SaveQueue[Conversation] = SaveQueue(self._write_saves)
         self._problems: builtins.list[str] = []
         self._own_mtime = 0  # the folder's mtime after the store's last change to it
         try:
@@ -107,6 +110,7 @@ class FileStore:
         if self._lock_file.closed:
             return
         try:
+            self._saves.close()  # what is queued is written first
             mtime = self._folder_mtime()
             if mtime == self._own_mtime:
                 self._catalog.mark_closed(mtime, time.time_ns())
@@ -137,10 +141,34 @@ class FileStore:
         problem = tree_problem(conversation)
         if problem:
             raise InvalidRequest(f"Conversation {conversation.id} was not saved: {problem}.")
-        path = self._path(conversation.id)
-        with self._locks.hold(conversation.id):
-            write_conversation(path, conversation)
-            self._index(conversation, path)
+        with self._locks.hold(conversation.id):  # held while queued: one order per file
+            self._saves.put(conversation)
+
+    def _write_saves(self, batch: Sequence[Save[Conversation]]) -> None:
+        """The writer's part of ``save`` (``savequeue``): each file, one folder fsync, the
+        catalog; a save that fails gets its error, the others go on."""
+        written: builtins.list[tuple[Save[Conversation], Path]] = []
+        for save in batch:
+            path = self._path(save.item.id)
+            try:
+                write_conversation(path, save.item, sync_folder=False)
+            except Exception as error:
+                save.error = error
+            else:
+                written.append((save, path))
+        try:
+            if written:
+                fsync_folder(self._folder)
+        except OSError as error:
+            for save, _ in written:
+                save.error = StoreError(
+                    f"Could not write {self._folder}: {error.strerror or error}.")
+            return
+        for save, path in written:
+            try:
+                self._index(save.item, path)
+            except Exception as error:
+                save.error = error
 
     def load(self, conversation_id: str, owner: str | None = None) -> Conversation:
         if not is_safe_id(conversation_id) or (

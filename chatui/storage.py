@@ -127,10 +127,11 @@ def read_conversation(path: Path) -> Conversation:
     return conversation_of(header, records, path)
 
 
-def write_conversation(path: Path, conversation: Conversation) -> None:
-    """Replace ``path`` with ``conversation``, in one atomic write."""
+def write_conversation(path: Path, conversation: Conversation, sync_folder: bool = True) -> None:
+    """Replace ``path`` with ``conversation``, in one atomic write (durable once the
+    folder is fsynced: here, or by the caller when ``sync_folder`` is false)."""
     storage = WriteOnce(ConversationFile, start_empty=True)
-    database = TinyDB(path, storage=storage)
+    database = TinyDB(path, storage=storage, sync_folder=sync_folder)
     try:
         database.table("meta").insert({"schema_version": SCHEMA_VERSION})
         database.table("conversation").insert(conversation_header(conversation))
@@ -218,12 +219,13 @@ def fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
+def write_json_atomic(path: Path, data: Any, sync_folder: bool = True) -> None:
     # ensure_ascii: a lone surrogate from a broken stream still encodes.
     payload = json.dumps(data, separators=(",", ":")).encode("ascii")
     try:
         _replace_with(path, payload)
-        fsync_folder(path.parent)
+        if sync_folder:
+            fsync_folder(path.parent)
     except OSError as error:
         raise StoreError(f"Could not write {path}: {error.strerror or error}.") from error
 
@@ -254,8 +256,9 @@ def remove_temp_files(folder: Path) -> list[Path]:
 class ConversationFile(Storage):
     """A TinyDB storage on one conversation file: migrated on read, replaced atomically."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, sync_folder: bool = True) -> None:
         self.path = Path(path)
+        self.sync_folder = sync_folder
 
     def read(self) -> Tables | None:
         try:
@@ -265,7 +268,7 @@ class ConversationFile(Storage):
         return checked_tables(migrate(document, self.path), self.path)
 
     def write(self, data: Tables) -> None:
-        write_json_atomic(self.path, data)
+        write_json_atomic(self.path, data, self.sync_folder)
 
 
 class WriteOnce(Middleware):
