@@ -10,9 +10,13 @@ Tables of ``catalog.sqlite3`` (WAL mode)::
     meta        key -> value: version, state ("open" / "closed"), folder_mtime_ns, closed_at_ns
     summaries   n (rowid), id, owner, title, created_at, updated_at, message_count,
                 preview, and the file's stamp (inode, mtime_ns, size) when last indexed
-    texts       FTS5, trigram tokenizer: title and every message of every branch,
-                rowid = summaries.n
+    parts       r (rowid), n (the conversation's), message id ("" for the title), and a
+                digest of the text indexed for it
+    texts       FTS5, trigram tokenizer: one row per part, rowid = parts.r
     unreadable  file name -> stamp and the problem, for files left in place
+
+A save indexes what changed only: the title and each message whose digest
+differs, so adding a message to a long chat costs that message, not the chat.
 
 Trust (``is_clean``): the catalog answers for the folder only if it was closed
 cleanly, the folder's mtime is the one recorded at that close, and that mtime
@@ -27,14 +31,15 @@ version or not a database is deleted and rebuilt from the files.
 Search: a phrase query on the trigram index finds substrings of 3 characters or
 more, ignoring case as SQLite folds it (Unicode simple case folding; unlike
 ``str.casefold``, "ß" does not match "ss"). Text of 1 or 2 characters has no
-trigram: it is looked for in the titles only (a scan of the titles). Messages are
-joined with a separator that no search can span, so a match lies within one
-message or the title. ``newest`` explains how a common word stays cheap.
+trigram: it is looked for in the titles only (a scan of the titles). Each message
+and the title is a row of its own, so a match lies within one of them.
+``newest`` explains how a common word stays cheap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import sqlite3
@@ -48,9 +53,9 @@ from chatui.errors import StoreError
 from chatui.store import ConversationSummary
 from chatui.tree import Conversation
 
-CATALOG_VERSION = 1
+CATALOG_VERSION = 2  # 1 kept one text row per conversation
 FILE_NAME = "catalog.sqlite3"
-SEPARATOR = "\x1e"  # between messages in ``texts.body``; stripped from searches
+TITLE = ""  # the part id of a conversation's title (a message id is never empty)
 FINE_STEP_NS = 50_000_000  # a file system with sub-second times: its clock tick, with margin
 COARSE_STEP_NS = 2_000_000_000  # one that keeps whole seconds (ext3, FAT: 2 s)
 FEW = 300  # matches a search sorts; with more, it walks the newest conversations first
@@ -66,11 +71,16 @@ CREATE TABLE summaries (
 );
 CREATE INDEX newest ON summaries (updated_at DESC, created_at DESC, id DESC);
 CREATE INDEX owners_newest ON summaries (owner, updated_at DESC, created_at DESC, id DESC);
-CREATE VIRTUAL TABLE texts USING fts5 (title, body, tokenize = 'trigram');
+CREATE TABLE parts (
+    r INTEGER PRIMARY KEY, n INTEGER NOT NULL, part TEXT NOT NULL, digest BLOB NOT NULL
+);
+CREATE UNIQUE INDEX parts_of ON parts (n, part);
+CREATE VIRTUAL TABLE texts USING fts5 (body, tokenize = 'trigram');
 CREATE TABLE unreadable (
     name TEXT PRIMARY KEY, ino INTEGER, mtime_ns INTEGER, size INTEGER, problem TEXT
 ) WITHOUT ROWID;
 """
+_MATCHES = "texts CROSS JOIN parts ON parts.r = texts.rowid WHERE texts MATCH ?"
 _COLUMNS = "s.id, s.title, s.owner, s.created_at, s.updated_at, s.message_count, s.preview"
 
 
@@ -87,11 +97,15 @@ class Stamp:
         return cls(status.st_ino, status.st_mtime_ns, status.st_size)
 
 
-def text_of(conversation: Conversation) -> str:
-    """Every message's content, every branch, joined so no match spans two."""
-    return SEPARATOR.join(
-        m.content.replace(SEPARATOR, " ") for m in conversation.messages.values()
-    )
+def parts_of(conversation: Conversation) -> dict[str, str]:
+    """What a search looks in: the title and every message of every branch, by id."""
+    parts = {TITLE: conversation.title}
+    parts.update((m.id, m.content) for m in conversation.messages.values())
+    return parts
+
+
+def digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest()
 
 
 def storable(text: str) -> str:
@@ -130,7 +144,7 @@ class Catalog:
         except sqlite3.Error as error:
             raise StoreError(f"Could not open the catalog {self.path}: {error}.") from None
         try:
-            db.create_function("chatui_contains", 3, _contains, deterministic=True)
+            db.create_function("chatui_contains", 2, _contains, deterministic=True)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
@@ -247,12 +261,34 @@ class Catalog:
                  summary.updated_at, summary.message_count, storable(summary.preview),
                  stamp.ino, stamp.mtime_ns, stamp.size, storable(summary.title.casefold())),
             ).fetchone()
-            self._db.execute("DELETE FROM texts WHERE rowid = ?", (n,))
-            self._db.execute(
-                "INSERT INTO texts (rowid, title, body) VALUES (?, ?, ?)",
-                (n, storable(conversation.title), storable(text_of(conversation))),
-            )
+            self._index_parts(n, parts_of(conversation))
             self._db.execute("DELETE FROM unreadable WHERE name = ?", (f"{summary.id}.json",))
+
+    def _index_parts(self, n: int, parts: dict[str, str]) -> None:
+        """Bring conversation ``n``'s text rows in line with ``parts``: those whose text
+        changed are indexed again, new ones added, those gone removed."""
+        indexed = {part: (r, known) for r, part, known in self._db.execute(
+            "SELECT r, part, digest FROM parts WHERE n = ?", (n,))}
+        for part, text in parts.items():
+            now = digest(text)
+            r, known = indexed.pop(part, (None, None))
+            if known == now:
+                continue
+            if r is None:
+                (r,) = self._db.execute(
+                    "INSERT INTO parts (n, part, digest) VALUES (?, ?, ?) RETURNING r",
+                    (n, part, now),
+                ).fetchone()
+            else:
+                self._db.execute("UPDATE parts SET digest = ? WHERE r = ?", (now, r))
+                self._db.execute("DELETE FROM texts WHERE rowid = ?", (r,))
+            self._db.execute("INSERT INTO texts (rowid, body) VALUES (?, ?)", (r, storable(text)))
+        gone = json.dumps([r for r, _ in indexed.values()])
+        if indexed:
+            self._db.execute("DELETE FROM texts WHERE rowid IN (SELECT value FROM json_each(?))",
+                             (gone,))
+            self._db.execute("DELETE FROM parts WHERE r IN (SELECT value FROM json_each(?))",
+                             (gone,))
 
     def remove(self, conversation_id: str) -> None:
         with self.transaction():
@@ -260,7 +296,9 @@ class Catalog:
                 "DELETE FROM summaries WHERE id = ? RETURNING n", (conversation_id,)
             ).fetchone()
             if row is not None:
-                self._db.execute("DELETE FROM texts WHERE rowid = ?", row)
+                self._db.execute(
+                    "DELETE FROM texts WHERE rowid IN (SELECT r FROM parts WHERE n = ?)", row)
+                self._db.execute("DELETE FROM parts WHERE n = ?", row)
 
     def note_unreadable(self, name: str, stamp: Stamp | None, problem: str | None) -> None:
         """Remember (or, with ``problem`` None, forget) a file left in place unread."""
@@ -319,7 +357,7 @@ class Catalog:
         if after is not None:
             where.append("(s.updated_at, s.created_at, s.id) < (?, ?, ?)")
             params.extend(after)
-        needle = storable(search.replace(SEPARATOR, " "))
+        needle = storable(search)
         if not needle:
             return self._select(f"SELECT {_COLUMNS} FROM summaries s", where, params, limit)
         if len(needle) < 3:
@@ -329,14 +367,14 @@ class Catalog:
         phrase = '"' + needle.replace('"', '""') + '"'
         with self._lock, self._failing("read"):
             many = len(self._db.execute(
-                "SELECT rowid FROM texts WHERE texts MATCH ? LIMIT ?", (phrase, FEW + 1)
+                f"SELECT DISTINCT n FROM {_MATCHES} LIMIT ?", (phrase, FEW + 1)
             ).fetchall()) > FEW
             if many and limit is not None:
                 page = self._walk(where, params, limit, needle.casefold())
                 if page is not None:
                     return page
             return self._select(
-                f"SELECT {_COLUMNS} FROM (SELECT rowid AS m FROM texts WHERE texts MATCH ?) "
+                f"SELECT {_COLUMNS} FROM (SELECT DISTINCT n AS m FROM {_MATCHES}) "
                 "CROSS JOIN summaries s ON s.n = m", where, [phrase, *params], limit,
             )
 
@@ -353,8 +391,8 @@ class Catalog:
             batch = self._select(f"SELECT {_COLUMNS}, s.n FROM summaries s", where + keyset,
                                  [*params, *(after or ())], size, summaries=False)
             hits = {row[0] for row in self._db.execute(
-                "SELECT rowid FROM texts WHERE rowid IN (SELECT value FROM json_each(?)) "
-                "AND chatui_contains(title, body, ?)",
+                "SELECT DISTINCT p.n FROM parts p CROSS JOIN texts t ON t.rowid = p.r "
+                "WHERE p.n IN (SELECT value FROM json_each(?)) AND chatui_contains(t.body, ?)",
                 (json.dumps([row[-1] for row in batch]), needle),
             )}
             page += [ConversationSummary(*row[:-1]) for row in batch if row[-1] in hits]
@@ -378,5 +416,5 @@ class Catalog:
         return [ConversationSummary(*row) for row in rows] if summaries else rows
 
 
-def _contains(title: str, body: str, needle: str) -> bool:
-    return needle in title.casefold() or needle in body.casefold()
+def _contains(body: str, needle: str) -> bool:
+    return needle in body.casefold()

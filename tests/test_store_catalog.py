@@ -15,6 +15,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,15 @@ from chatui.errors import StoreError
 from chatui.filestore import FileStore
 from chatui.storage import read_conversation, write_conversation
 from chatui.store import ConversationSummary
-from chatui.tree import Conversation, add_message, make_message, new_conversation, rename
+from chatui.tree import (
+    Conversation,
+    add_message,
+    delete_subtree,
+    make_message,
+    new_conversation,
+    rename,
+    replace_message,
+)
 from tests.polling import wait_until
 
 REPO = Path(__file__).resolve().parents[1]
@@ -289,6 +298,50 @@ def test_search_is_a_substring_ignoring_case_within_one_message(
     file_store.save(chat("Short", "AB", now=4.0))
 
     assert [s.title for s in file_store.search(needle)] == expected
+
+
+def indexed_rows(data_dir: Path) -> dict[int, str]:
+    """The catalog's full-text rows, rowid -> text, read behind the store's back."""
+    with sqlite3.connect(data_dir / FILE_NAME) as db:
+        rows = dict(db.execute("SELECT rowid, body FROM texts").fetchall())
+    db.close()
+    return rows
+
+
+def test_a_save_indexes_again_only_what_changed(tmp_path: Path) -> None:
+    """Adding a message to a long chat indexes that message, not the chat: the rows of
+    the others stay as they were. An edit, a deleted branch, a new title are found
+    as they now are, and what they replaced is not."""
+    with FileStore(tmp_path) as store:
+        long_chat = chat("Long chat", *(f"message number {n}" for n in range(40)))
+        store.save(long_chat)
+        before = indexed_rows(tmp_path)
+        question = make_message("user", "one more question", long_chat.current_leaf_id)
+        longer = add_message(long_chat, question)
+        store.save(longer)
+        after = indexed_rows(tmp_path)
+
+        assert len(before) == 41  # the title and 40 messages
+        assert {r: after[r] for r in before} == before  # none written again
+        assert sorted(set(after.values()) - set(before.values())) == ["one more question"]
+
+        first = next(iter(longer.messages.values()))
+        edited = replace_message(longer, replace(first, content="an edited first message"))
+        edited = delete_subtree(rename(edited, "Renamed"), question.id)
+        store.save(edited)
+        rows = indexed_rows(tmp_path)
+
+        unchanged = {r: t for r, t in before.items() if t not in ("message number 0", "Long chat")}
+        assert {r: rows.get(r) for r in unchanged} == unchanged
+        assert sorted(set(rows.values()) - set(unchanged.values())) == [
+            "Renamed", "an edited first message"]
+        assert len(rows) == 41
+        for gone in ("message number 0", "Long chat", "one more question"):
+            assert store.search(gone) == []
+        for found in ("an edited first", "Renamed", "message number 39"):
+            assert [s.id for s in store.search(found)] == [long_chat.id]
+        store.delete(long_chat.id)
+        assert indexed_rows(tmp_path) == {}
 
 
 @pytest.mark.parametrize("matching", [
