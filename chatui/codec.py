@@ -53,7 +53,7 @@ def _known(cls: type, data: dict[str, Any]) -> dict[str, Any]:
 
 def _flat(value: object) -> dict[str, Any]:
     """``asdict`` of a dataclass whose fields are all plain values (str, numbers, None),
-    without its deep copy: a save writes every message of a chat (7 times faster)."""
+    without its deep copy (4-8 times faster): a save writes every message of a chat."""
     cls: type = type(value)
     return {name: getattr(value, name) for name in _field_order(cls)}
 

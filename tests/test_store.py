@@ -18,20 +18,21 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chatui import storage
-from chatui.codec import conversation_to_dict
+from chatui.codec import conversation_to_dict, message_to_dict
 from chatui.errors import InvalidRequest, NotFound, StoreCorrupt, StoreError
 from chatui.filestore import FileStore
 from chatui.memstore import MemoryStore
 from chatui.store import ConversationStore, ConversationSummary
 from chatui.tree import (
     Conversation,
+    Provenance,
     Settings,
     Source,
     Timings,
@@ -125,6 +126,38 @@ def test_every_message_field_survives_a_round_trip(store: ConversationStore) -> 
 
     assert store.load(conversation.id) == conversation
     assert reopen(store).load(conversation.id) == conversation
+
+
+def test_a_message_is_stored_as_all_its_fields_in_plain_json() -> None:
+    """The file's shape is ``asdict``'s, whatever builds it (``message_to_dict`` does not
+    use ``asdict``): every field, ``made``'s settings as an object, and the fields added
+    later left out while empty. A field added to a dataclass must be filled here too."""
+    made = Provenance(requested_model="smol", settings=(("temperature", 0.2), ("seed", None)),
+                      server_model="smollm2", server_build="b1", context_tokens=2048,
+                      continue_mode="append", trimmed="2 messages")
+    full = make_message(
+        "assistant", "See [1].", "q1", now=12.0, reasoning="Why.", model="smollm2",
+        tool_calls=(ToolCall(id="call_1", name="search", arguments="{}"),),
+        timings=Timings(prompt_tokens=12, generated_tokens=30, ttft_ms=81.5,
+                        tokens_per_second=42.0, total_ms=900.25, source="server",
+                        cached_tokens=8),
+        sources=(Source(number=1, document="plan.pdf", page=3, snippet="La gare",
+                        score=0.87, chunk_id=5),),
+        status="error", error="It stopped.", made=made,
+    )
+    for value in (full, full.timings, full.made, full.tool_calls[0], full.sources[0]):
+        unset = [f.name for f in fields(value) if getattr(value, f.name) in (f.default, None)]
+        assert unset == [], f"fill {unset} of {type(value).__name__} in this test"
+    expected = json.loads(json.dumps(asdict(full)))
+    expected["made"]["settings"] = {"temperature": 0.2, "seed": None}
+    assert json.loads(json.dumps(message_to_dict(full))) == expected
+
+    plain = make_message("user", "Hello", None, now=1.0)
+    expected = json.loads(json.dumps(asdict(plain)))
+    del expected["made"]
+    assert json.loads(json.dumps(message_to_dict(plain))) == expected
+    bare_timings = replace(plain, timings=Timings(generated_tokens=3))
+    assert "cached_tokens" not in message_to_dict(bare_timings)["timings"]
 
 
 def test_conversations_persist_in_a_new_store_on_the_same_folder(
