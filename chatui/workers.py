@@ -11,7 +11,9 @@ starts a worker with ``_thread.start_new_thread``, which does not wait for it.
 A worker wears the job's name while it runs it (``chatui-answer``: what a
 thread dump shows) and ``chatui-idle`` between jobs. Workers are daemons:
 they never hold the process open. There are never more than the most jobs
-ever run at once; idle ones wait on the queue, using no CPU.
+ever run at once; idle ones wait on the queue, using no CPU, and a worker
+idle for ``IDLE_SECONDS`` ends (after a burst of 50 answers, the 50 threads
+go once the burst is a minute past).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import threading
 from collections.abc import Callable
 
 IDLE_NAME = "chatui-idle"
+IDLE_SECONDS = 60.0  # a worker with no job for this long ends
 
 log = logging.getLogger("chatui")
 
@@ -49,7 +52,14 @@ class Workers:
     def _work(self) -> None:
         me = threading.current_thread()
         while True:
-            job, me.name = self._jobs.get()
+            try:
+                job, me.name = self._jobs.get(timeout=IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:
+                    if self._idle == 0:  # a job is on its way to this idle worker: take it
+                        continue
+                    self._idle -= 1  # the others (or a new worker) take the jobs to come
+                return
             try:
                 job()
             except BaseException:
