@@ -50,6 +50,7 @@ from typing import Protocol
 from chatui import tree
 from chatui.events import PromptProgress
 from chatui.tree import Conversation, Message
+from chatui.wakeups import Wakeup, resolve, wake
 from chatui.workers import WORKERS
 
 
@@ -89,7 +90,7 @@ class Answer:
         self._lock = threading.Lock()
         self._arrived = threading.Condition(self._lock)
         self._pending: list[Progress] = []
-        self._waking: list[Callable[[], object]] = []  # async readers waiting for a step
+        self._waking: list[Wakeup] = []  # async readers waiting for a step
         self._final: Progress | None = None
         self._error: Exception | None = None
         self._stopped = False
@@ -133,7 +134,7 @@ class Answer:
             self._finished.set()  # inside the lock: a reader told "ended" may ask
             waking, self._waking = self._waking, []
             self._arrived.notify_all()
-        _wake(waking)
+        wake(waking)
 
     def publish(self, step: Progress) -> None:
         """Hand a step to the readers (the runner, from its thread or the stream loop)."""
@@ -151,7 +152,7 @@ class Answer:
             else:
                 self._arrived.notify()
         if waking:
-            _wake(waking)
+            wake(waking)
 
     def attach(self, stream: Closable) -> bool:
         """The runner's upstream stream, for ``stop`` to close; False if already stopped."""
@@ -256,19 +257,16 @@ class Answer:
                 steps, self._pending = self._pending, []
                 return steps, self._ended
             arrived: asyncio.Future[None] = loop.create_future()
-
-            def wake() -> None:
-                loop.call_soon_threadsafe(_resolve, arrived)
-
-            self._waking.append(wake)
-        timer = loop.call_later(timeout, _resolve, arrived) if timeout is not None else None
+            waiting = (loop, arrived)
+            self._waking.append(waiting)
+        timer = loop.call_later(timeout, resolve, arrived) if timeout is not None else None
         try:
             await arrived
         finally:
             if timer is not None:
                 timer.cancel()
             with self._lock, contextlib.suppress(ValueError):
-                self._waking.remove(wake)
+                self._waking.remove(waiting)
         with self._lock:
             steps, self._pending = self._pending, []
             return steps, self._ended
@@ -343,14 +341,3 @@ class Follower:
         with self.answer._lock, contextlib.suppress(ValueError):
             self.answer._followers.remove(self)
 
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    """Wake an ``atake``: its step came, or its time is up (once; later calls do nothing)."""
-    if not future.done():
-        future.set_result(None)
-
-
-def _wake(waking: list[Callable[[], object]]) -> None:
-    for wake in waking:
-        with contextlib.suppress(RuntimeError):  # that event loop is gone: nobody reads
-            wake()

@@ -52,6 +52,11 @@ def call_soon(callback: Any, *args: object) -> None:
         loop.call_soon_threadsafe(callback, *args)
 
 
+def on_stream_loop() -> bool:
+    """Whether the caller runs on the stream loop."""
+    return _loop is not None and _running_loop() is _loop
+
+
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
