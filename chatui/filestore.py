@@ -38,6 +38,7 @@ Invariants (besides the ``ConversationStore`` contract in store.py):
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import threading
 import time
@@ -67,6 +68,8 @@ from chatui.store import (
     owned,
 )
 from chatui.tree import Conversation
+
+log = logging.getLogger("chatui")
 
 try:
     import fcntl
@@ -269,6 +272,10 @@ class FileStore:
         with self._catalog.transaction():
             with os.scandir(self._folder) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
+            started = time.monotonic()
+            if self._catalog.rebuilt and entries:  # every file is read: seconds per 10,000
+                log.info("Building the chat index from the %s files in %s (once: it was "
+                         "missing or of another version)...", f"{len(entries):,}", self._folder)
             for entry in entries:
                 if not entry.name.endswith(".json"):
                     continue
@@ -288,6 +295,8 @@ class FileStore:
                 self._catalog.remove(gone)
             for name in left_in_place.keys() - {f"{p}.json" for p in present}:
                 self._catalog.note_unreadable(name, None, None)
+        if self._catalog.rebuilt and entries:
+            log.info("Chat index built in %.1f s.", time.monotonic() - started)
 
     def _reconcile_one(self, path: Path, stamp: Stamp) -> None:
         try:

@@ -178,6 +178,31 @@ def test_a_missing_garbled_or_stale_catalog_is_rebuilt_from_the_files(
         assert not again.exists("ghost")
 
 
+def test_a_catalog_of_the_version_before_is_rebuilt_once_and_the_log_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Version 1 kept one text row per conversation: an upgrade reads every file once,
+    telling the terminal why it takes a while; the next start reads none."""
+    with FileStore(tmp_path) as store:
+        for number in range(3):
+            store.save(chat(f"Chat {number}", f"text {number}", now=float(number)))
+        close_cleanly(store)
+    with sqlite3.connect(tmp_path / FILE_NAME) as db:
+        db.execute("UPDATE meta SET value = 1 WHERE key = 'version'")
+    db.close()
+
+    with caplog.at_level("INFO", logger="chatui"), FileStore(tmp_path) as again:
+        assert [s.title for s in again.search("text 1")] == ["Chat 1"]
+        close_cleanly(again)
+    assert "Building the chat index from the 3 files" in caplog.text
+    assert "Chat index built in" in caplog.text
+
+    caplog.clear()
+    with caplog.at_level("INFO", logger="chatui"), FileStore(tmp_path) as third:
+        assert len(third.list()) == 3
+    assert "chat index" not in caplog.text.lower()
+
+
 def test_a_catalog_that_cannot_be_opened_is_a_store_error_in_words(tmp_path: Path) -> None:
     (tmp_path / FILE_NAME).mkdir()  # neither a database nor something to delete
 
