@@ -283,8 +283,8 @@ class Catalog:
                 self._db.execute("UPDATE parts SET digest = ? WHERE r = ?", (now, r))
                 self._db.execute("DELETE FROM texts WHERE rowid = ?", (r,))
             self._db.execute("INSERT INTO texts (rowid, body) VALUES (?, ?)", (r, storable(text)))
-        gone = json.dumps([r for r, _ in indexed.values()])
-        if indexed:
+        if indexed:  # messages deleted (a pruned branch)
+            gone = json.dumps([r for r, _ in indexed.values()])
             self._db.execute("DELETE FROM texts WHERE rowid IN (SELECT value FROM json_each(?))",
                              (gone,))
             self._db.execute("DELETE FROM parts WHERE r IN (SELECT value FROM json_each(?))",

