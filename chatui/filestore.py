@@ -273,9 +273,10 @@ class FileStore:
             with os.scandir(self._folder) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
             started = time.monotonic()
-            if self._catalog.rebuilt and entries:  # every file is read: seconds per 10,000
+            files = sum(entry.name.endswith(".json") for entry in entries)
+            if self._catalog.rebuilt and files:  # every file is read: seconds per 10,000
                 log.info("Building the chat index from the %s files in %s (once: it was "
-                         "missing or of another version)...", f"{len(entries):,}", self._folder)
+                         "missing or of another version)...", f"{files:,}", self._folder)
             for entry in entries:
                 if not entry.name.endswith(".json"):
                     continue
@@ -295,7 +296,7 @@ class FileStore:
                 self._catalog.remove(gone)
             for name in left_in_place.keys() - {f"{p}.json" for p in present}:
                 self._catalog.note_unreadable(name, None, None)
-        if self._catalog.rebuilt and entries:
+        if self._catalog.rebuilt and files:
             log.info("Chat index built in %.1f s.", time.monotonic() - started)
 
     def _reconcile_one(self, path: Path, stamp: Stamp) -> None:
